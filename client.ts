@@ -1,0 +1,59 @@
+/**
+ * chat-client: parses the command line, connects to the server, opens the UDP port for
+ * peers, picks a terminal (line editing on a TTY, plain lines on a pipe) and runs the client.
+ */
+import process from "node:process";
+import { isExit, parseClientArgs } from "./lib/cli.ts";
+import { runClient } from "./lib/client_app.ts";
+import { PlainTerminal, TtyTerminal } from "./lib/terminal.ts";
+import { tcpConnection } from "./lib/transport.ts";
+
+const encoder = new TextEncoder();
+
+function writeStdout(text: string): void {
+  const bytes = encoder.encode(text);
+  let written = 0;
+  while (written < bytes.length) written += Deno.stdout.writeSync(bytes.subarray(written));
+}
+
+async function main(): Promise<number> {
+  const args = parseClientArgs(Deno.args);
+  if (isExit(args)) {
+    if (args.stdout) console.log(args.stdout.trimEnd());
+    if (args.stderr) console.error(args.stderr.trimEnd());
+    return args.exit;
+  }
+  let udp: Deno.DatagramConn;
+  try {
+    udp = Deno.listenDatagram({ transport: "udp", hostname: "0.0.0.0", port: args.udpPort });
+  } catch (error) {
+    console.error(`Cannot listen on UDP port ${args.udpPort}: ${(error as Error).message}`);
+    return 1;
+  }
+  let conn: Deno.Conn;
+  try {
+    conn = await Deno.connect({ hostname: args.serverHost, port: args.serverPort });
+  } catch (error) {
+    console.error(
+      `Unable to connect to server ${args.serverHost}:${args.serverPort}: ${
+        (error as Error).message
+      }`,
+    );
+    udp.close();
+    return 1;
+  }
+  const udpPort = (udp.addr as Deno.NetAddr).port;
+  const terminal = Deno.stdin.isTerminal()
+    ? new TtyTerminal(process.stdin, process.stdout, { colour: !Deno.env.get("NO_COLOR") })
+    : new PlainTerminal(Deno.stdin.readable, writeStdout);
+  if (terminal instanceof PlainTerminal) {
+    Deno.addSignalListener("SIGINT", () => terminal.interrupt());
+  }
+  try {
+    return await runClient({ conn: tcpConnection(conn), terminal, udpPort });
+  } finally {
+    udp.close();
+  }
+}
+
+if (import.meta.main) Deno.exit(await main());

@@ -1,0 +1,157 @@
+/**
+ * credentials.txt: one `username password` per line. Passwords may be stored in clear (as the
+ * sample file ships) or as a self-describing scrypt string, which is what the server writes.
+ */
+import { randomBytes, scrypt, timingSafeEqual } from "node:crypto";
+import { createHash } from "node:crypto";
+
+/** One account as read from the file. */
+export interface Account {
+  username: string;
+  /** Clear text or an `scrypt$N$r$p$salt$hash` string. */
+  secret: string;
+  /** 1-based line number, for messages. */
+  line: number;
+}
+
+/** The parsed file: accounts by name, and the lines that were skipped. */
+export interface CredentialsFile {
+  accounts: Map<string, Account>;
+  problems: string[];
+}
+
+/** scrypt cost parameters; tests pass a cheaper one. */
+export interface HashCost {
+  N: number;
+  r: number;
+  p: number;
+}
+
+/** What the server writes by default: about 16 MiB and a few tens of milliseconds per hash. */
+export const DEFAULT_HASH_COST: HashCost = { N: 16384, r: 8, p: 1 };
+
+const SCRYPT_PATTERN = /^scrypt\$(\d+)\$(\d+)\$(\d+)\$([A-Za-z0-9+/=]+)\$([A-Za-z0-9+/=]+)$/;
+const KEY_LENGTH = 32;
+// deno-lint-ignore no-control-regex
+const CONTROL = /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/;
+
+/** Names are compared exactly (case-sensitive) after Unicode normalisation. */
+export function normaliseName(name: string): string {
+  return name.normalize("NFC");
+}
+
+/** Why a username cannot be an account name, or undefined when it can. */
+export function usernameProblem(name: string): string | undefined {
+  if (name.length === 0) return "Username must not be empty";
+  if ([...name].length > 32) return "Username must be at most 32 characters";
+  if (/\s/.test(name) || CONTROL.test(name)) {
+    return "Username must not contain spaces or control characters";
+  }
+  if (/[/\\]/.test(name)) return "Username must not contain / or \\";
+  return undefined;
+}
+
+/** Why a password cannot be stored, or undefined when it can. */
+export function passwordProblem(password: string): string | undefined {
+  if (password.length === 0) return "Password must not be empty";
+  if ([...password].length > 128) return "Password must be at most 128 characters";
+  if (/\s/.test(password) || CONTROL.test(password)) {
+    return "Password must not contain spaces or control characters";
+  }
+  return undefined;
+}
+
+/** Parses credentials text; malformed and duplicate lines are reported and skipped. */
+export function parseCredentials(text: string, fileName = "credentials.txt"): CredentialsFile {
+  const accounts = new Map<string, Account>();
+  const problems: string[] = [];
+  const lines = text.split("\n");
+  lines.forEach((raw, index) => {
+    const line = raw.endsWith("\r") ? raw.slice(0, -1) : raw;
+    const number = index + 1;
+    if (line.trim() === "") return;
+    const fields = line.split(" ");
+    const [username, secret] = fields;
+    if (
+      fields.length !== 2 || !username || !secret || usernameProblem(username) !== undefined ||
+      CONTROL.test(secret)
+    ) {
+      problems.push(`${fileName}:${number}: malformed line skipped (expected "username password")`);
+      return;
+    }
+    const key = normaliseName(username);
+    if (accounts.has(key)) {
+      problems.push(`${fileName}:${number}: duplicate username "${username}" skipped`);
+      return;
+    }
+    accounts.set(key, { username: key, secret, line: number });
+  });
+  return { accounts, problems };
+}
+
+function scryptAsync(password: string, salt: Buffer, cost: HashCost): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    scrypt(
+      password,
+      salt,
+      KEY_LENGTH,
+      { N: cost.N, r: cost.r, p: cost.p, maxmem: 256 * cost.N * cost.r + 1024 * 1024 },
+      (error, key) => error ? reject(error) : resolve(key),
+    );
+  });
+}
+
+/** Hashes a password into a self-describing `scrypt$N$r$p$salt$hash` string. */
+export async function hashPassword(
+  password: string,
+  cost: HashCost = DEFAULT_HASH_COST,
+): Promise<string> {
+  const salt = randomBytes(16);
+  const key = await scryptAsync(password, salt, cost);
+  return `scrypt$${cost.N}$${cost.r}$${cost.p}$${salt.toString("base64")}$${
+    key.toString("base64")
+  }`;
+}
+
+function digest(text: string): Buffer {
+  return createHash("sha256").update(text, "utf8").digest();
+}
+
+/** Checks a password against a stored secret, clear or hashed, in constant time. */
+export async function verifyPassword(password: string, secret: string): Promise<boolean> {
+  const match = SCRYPT_PATTERN.exec(secret);
+  if (!match) return timingSafeEqual(digest(password), digest(secret));
+  const [, n, r, p, saltText, keyText] = match;
+  const cost = { N: Number(n), r: Number(r), p: Number(p) };
+  const expected = Buffer.from(keyText!, "base64");
+  // Refuse absurd parameters from a hand-edited file rather than exhaust memory.
+  if (cost.N > 1 << 20 || cost.r > 32 || cost.p > 16 || expected.length !== KEY_LENGTH) {
+    return false;
+  }
+  try {
+    const actual = await scryptAsync(password, Buffer.from(saltText!, "base64"), cost);
+    return timingSafeEqual(actual, expected);
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Returns the credentials text with `username`'s password set to `secret`: its line is
+ * replaced in place, or a line is appended; every other line is kept byte for byte.
+ */
+export function setSecret(text: string, username: string, secret: string): string {
+  const lines = text.split("\n");
+  const key = normaliseName(username);
+  const index = lines.findIndex((raw) => {
+    const fields = raw.replace(/\r$/, "").split(" ");
+    return fields.length === 2 && normaliseName(fields[0]!) === key;
+  });
+  const entry = `${username} ${secret}`;
+  if (index >= 0) {
+    lines[index] = lines[index]!.endsWith("\r") ? entry + "\r" : entry;
+    return lines.join("\n");
+  }
+  if (text === "") return entry + "\n";
+  return (text.endsWith("\n") ? text : text + "\n") + entry + "\n";
+}

@@ -1,0 +1,62 @@
+/**
+ * chat-server: parses the command line, wires the server core to TCP and the files in the
+ * current directory, and turns the outcome into an exit status.
+ */
+import { isExit, parseServerArgs } from "./lib/cli.ts";
+import { systemClock } from "./lib/clock.ts";
+import { DiskFiles } from "./lib/files.ts";
+import type { Logger } from "./lib/logger.ts";
+import { ChatServer } from "./lib/server.ts";
+import { serveTcp } from "./lib/tcp_server.ts";
+
+async function main(): Promise<number> {
+  const args = parseServerArgs(Deno.args);
+  if (isExit(args)) {
+    if (args.stdout) console.log(args.stdout.trimEnd());
+    if (args.stderr) console.error(args.stderr.trimEnd());
+    return args.exit;
+  }
+  const logger: Logger = {
+    info: args.quiet ? () => {} : (message) => console.log(message),
+    warn: (message) => console.error(message),
+  };
+  const files = new DiskFiles();
+  if (await files.read(args.credentials) === undefined) {
+    logger.warn(`${args.credentials} not found: no accounts until it exists`);
+  }
+  const server = new ChatServer({
+    maxFailures: args.maxFailures,
+    blockDurationMs: args.blockDurationSeconds * 1000,
+    inactivityMs: args.timeoutSeconds * 1000,
+    allowRegister: args.allowRegister,
+    duplicateLogin: args.duplicateLogin,
+    credentialsPath: args.credentials,
+    userLogPath: "userlog.txt",
+    messageLogPath: "messagelog.txt",
+    files,
+    clock: systemClock,
+    logger,
+  });
+  await server.start();
+  const controller = new AbortController();
+  for (const signal of ["SIGINT", "SIGTERM"] as const) {
+    Deno.addSignalListener(signal, () => controller.abort());
+  }
+  let listening;
+  try {
+    listening = serveTcp(server, {
+      hostname: args.host,
+      port: args.port,
+      signal: controller.signal,
+    });
+  } catch (error) {
+    console.error(`Cannot listen on ${args.host}:${args.port}: ${(error as Error).message}`);
+    return 1;
+  }
+  console.log(`TOOM server listening on ${args.host}:${listening.port}`);
+  await listening.finished;
+  console.log("Server stopped");
+  return 0;
+}
+
+if (import.meta.main) Deno.exit(await main());
