@@ -98,12 +98,25 @@ function usageExit(usage: string, problem: string): CliExit {
   return { exit: 2, stderr: `${problem}\n${usage}\n` };
 }
 
+// node:util reads "-1" as a short option; arguments that look like negative numbers are
+// positionals here (so they get the proper range message), so hide them from it.
+const NEGATIVE = /^-\d/;
+const HIDDEN = "\u0000";
+
+function hideNegatives(argv: string[]): string[] {
+  return argv.map((arg) => NEGATIVE.test(arg) ? HIDDEN + arg : arg);
+}
+
+function unhide(values: string[]): string[] {
+  return values.map((value) => value.startsWith(HIDDEN) ? value.slice(1) : value);
+}
+
 /** Parses the server's arguments. */
 export function parseServerArgs(argv: string[]): ServerArgs | CliExit {
   let parsed;
   try {
     parsed = parseArgs({
-      args: argv,
+      args: hideNegatives(argv),
       allowPositionals: true,
       strict: true,
       options: {
@@ -127,7 +140,7 @@ export function parseServerArgs(argv: string[]): ServerArgs | CliExit {
   if (positionals.length !== 2) {
     return usageExit(SERVER_USAGE, `Expected 2 arguments, got ${positionals.length}.`);
   }
-  const [portText, attemptsText] = positionals as [string, string];
+  const [portText, attemptsText] = unhide(positionals) as [string, string];
   const port = parsePort(portText);
   if (port === undefined) return usageExit(SERVER_USAGE, `Invalid port: ${portText}`);
   if (!/^\d+$/.test(attemptsText) || Number(attemptsText) < 1 || Number(attemptsText) > 5) {
@@ -165,7 +178,7 @@ export function parseClientArgs(argv: string[]): ClientArgs | CliExit {
   let parsed;
   try {
     parsed = parseArgs({
-      args: argv,
+      args: hideNegatives(argv),
       allowPositionals: true,
       strict: true,
       options: {
@@ -183,7 +196,7 @@ export function parseClientArgs(argv: string[]): ClientArgs | CliExit {
   if (positionals.length !== 3) {
     return usageExit(CLIENT_USAGE, `Expected 3 arguments, got ${positionals.length}.`);
   }
-  const [host, serverPortText, udpPortText] = positionals as [string, string, string];
+  const [host, serverPortText, udpPortText] = unhide(positionals) as [string, string, string];
   const serverPort = parsePort(serverPortText);
   if (serverPort === undefined || serverPort === 0) {
     return usageExit(CLIENT_USAGE, `Invalid server port: ${serverPortText}`);

@@ -113,6 +113,15 @@ export async function hashPassword(
   }`;
 }
 
+/** Largest scrypt memory (128·N·r bytes) and work (N·r·p) a stored hash may ask for. */
+const MAX_SCRYPT_MEMORY = 64 * 1024 * 1024;
+const MAX_SCRYPT_WORK = 1 << 22;
+
+function affordable(cost: HashCost): boolean {
+  return cost.N >= 2 && (cost.N & (cost.N - 1)) === 0 && cost.r >= 1 && cost.p >= 1 &&
+    128 * cost.N * cost.r <= MAX_SCRYPT_MEMORY && cost.N * cost.r * cost.p <= MAX_SCRYPT_WORK;
+}
+
 function digest(text: string): Buffer {
   return createHash("sha256").update(text, "utf8").digest();
 }
@@ -125,7 +134,7 @@ export async function verifyPassword(password: string, secret: string): Promise<
   const cost = { N: Number(n), r: Number(r), p: Number(p) };
   const expected = Buffer.from(keyText!, "base64");
   // Refuse absurd parameters from a hand-edited file rather than exhaust memory.
-  if (cost.N > 1 << 20 || cost.r > 32 || cost.p > 16 || expected.length !== KEY_LENGTH) {
+  if (!affordable(cost) || expected.length !== KEY_LENGTH) {
     return false;
   }
   try {

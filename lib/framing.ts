@@ -50,14 +50,18 @@ export class FrameDecoder {
 
   #hold(part: Uint8Array): void {
     this.#pendingBytes += part.length;
-    if (this.#pendingBytes > this.#maxBytes) throw this.#tooLarge();
+    // One byte of slack, only for the CR of a CRLF ending whose LF has not arrived yet.
+    const crWaiting = this.#pendingBytes === this.#maxBytes + 1 && part[part.length - 1] === 0x0d;
+    if (this.#pendingBytes > this.#maxBytes && !crWaiting) throw this.#tooLarge();
     // Copy: the caller may reuse its read buffer.
     this.#pending.push(part.slice());
   }
 
   #finish(tail: Uint8Array): string {
     const size = this.#pendingBytes + tail.length;
-    if (size > this.#maxBytes) throw this.#tooLarge();
+    // A CRLF line ending's CR is not part of the frame.
+    const crlf = tail.length > 0 ? tail[tail.length - 1] === 0x0d : this.#endsWithCr();
+    if (size - (crlf ? 1 : 0) > this.#maxBytes) throw this.#tooLarge();
     let bytes = tail;
     if (this.#pending.length > 0) {
       bytes = new Uint8Array(size);
@@ -76,6 +80,11 @@ export class FrameDecoder {
     } catch {
       throw new FrameError("invalid-utf8", "Frame is not valid UTF-8");
     }
+  }
+
+  #endsWithCr(): boolean {
+    const last = this.#pending[this.#pending.length - 1];
+    return last !== undefined && last[last.length - 1] === 0x0d;
   }
 
   #tooLarge(): FrameError {

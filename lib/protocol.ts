@@ -103,8 +103,10 @@ function fits(value: unknown, kind: Shape[string]): boolean {
       return typeof value === "object" && value !== null && !Array.isArray(value);
     case "true":
       return value === true;
-    default:
-      return typeof value === kind;
+    case "string":
+      return typeof value === "string";
+    case "boolean":
+      return typeof value === "boolean";
   }
 }
 

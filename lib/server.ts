@@ -192,7 +192,7 @@ export class ChatServer {
     session.close();
   }
 
-  async #onFrame(session: Session, text: string): Promise<void> {
+  #onFrame(session: Session, text: string): Promise<void> | void {
     session.lastHeard = this.clock.now();
     let frame: ClientFrame;
     try {
