@@ -1,0 +1,564 @@
+/**
+ * The sending side of a file transfer: offer, windowed sending with selective acknowledgement,
+ * loss detection, retransmission, AIMD congestion control with pacing, then FIN with the
+ * whole-file SHA-256 and a wait for the receiver's DONE.
+ *
+ * @module
+ */
+
+import { createHash, type Hash } from "node:crypto";
+import { TransferError, type TransferFailureReason } from "./errors.ts";
+import { type NodeContext, Session } from "./session.ts";
+import { isLoopback } from "./socket.ts";
+import type { TimerHandle } from "./clock.ts";
+import type { Ticket } from "./ticket.ts";
+import { HEADER_BYTES, type Message, newPacket, PacketType, sealPacket } from "./wire.ts";
+
+/** What a finished `sendFile()` reports. */
+export interface TransferResult {
+  ticketId: string;
+  peer: string;
+  /** The base name offered to the receiver. */
+  fileName: string;
+  bytes: number;
+  elapsedMs: number;
+  /** Hex SHA-256 of the file, as verified by the receiver. */
+  sha256: string;
+  /** Payload bytes per DATA datagram used. */
+  chunkSize: number;
+  /** Every datagram this side sent (offers, data, FIN, ...). */
+  datagramsSent: number;
+  /** DATA datagrams sent, first sends and retransmissions. */
+  dataDatagramsSent: number;
+  /** DATA datagrams that were retransmissions. */
+  retransmissions: number;
+}
+
+/** Chunk states in the send window ring. */
+const UNSENT = 0;
+const IN_FLIGHT = 1;
+const ACKED = 2;
+const LOST = 3;
+
+/** Packets that may be overtaken before one counts as lost (as in QUIC and TCP). */
+const REORDER_THRESHOLD = 3;
+/** Congestion window floor, in datagrams. */
+const MIN_CWND = 4;
+/** Initial congestion window, in datagrams. */
+const INITIAL_CWND = 10;
+/** Multiplicative decrease on a loss event (CUBIC's beta; gentler than Reno's 0.5). */
+const BETA = 0.7;
+/** How far the pacing rate runs ahead of cwnd/srtt, in slow start and after. */
+const PACING_GAIN_SLOW_START = 2;
+const PACING_GAIN = 1.25;
+/** Largest window in chunks: an ACK bitmap of 1,024 bytes covers 8,192 chunks from a byte edge. */
+export const MAX_WINDOW_CHUNKS = 8184;
+/** Packet send times remembered for RTT samples. */
+const PN_RING = 8192;
+
+/** Drives one outgoing file transfer. Created by `PeerNode.sendFile()`. */
+export class FileSender extends Session {
+  readonly fileName: string;
+  readonly #path: string;
+  readonly #started: number;
+  #file: Deno.FsFile | undefined;
+  #filePosition = 0;
+  #size = 0;
+  #chunkSize: number;
+  #chunks = 0;
+  #hash: Hash = createHash("sha256");
+  #digest: Uint8Array | undefined;
+
+  #accepted = false;
+  #done = false;
+  #failure: TransferError | undefined;
+  #waiter: (() => void) | undefined;
+  #waitTimer: TimerHandle | undefined;
+
+  // Send window: chunks [cumulative, cumulative + window) live in ring slots chunk % window.
+  #window = 0;
+  #state = new Uint8Array(0);
+  #slotPn = new Uint32Array(0);
+  #cumulative = 0;
+  #nextNew = 0;
+  #inFlight = 0;
+  #lost: number[] = [];
+  #lostHead = 0;
+  #sentLog: number[] = [];
+  #sentLogHead = 0;
+  #largestAckedPn = -1;
+  #pnSentAt = new Float64Array(PN_RING);
+  #lastEchoPn = -1;
+
+  // Congestion control and timers.
+  #cwnd = INITIAL_CWND;
+  #ssthresh = Infinity;
+  #recoveryStart = -Infinity;
+  #srtt = 0;
+  #rttvar = 0;
+  #rto: number;
+  #rtoDeadline = Infinity;
+  #lossDeadline = Infinity;
+  #tokens = INITIAL_CWND;
+  #tokensAt = 0;
+  #lastProgress = -Infinity;
+
+  #dataSent = 0;
+  #retransmissions = 0;
+
+  /** Prepares to send `path` under `ticket`; `run()` does the work. */
+  constructor(ticket: Ticket, path: string, fileName: string, context: NodeContext) {
+    super(ticket, context);
+    this.#path = path;
+    this.fileName = fileName;
+    this.#started = context.clock.now();
+    const s = context.settings;
+    this.#chunkSize = isLoopback(ticket.address.hostname) ? s.loopbackPayloadBytes : s.payloadBytes;
+    this.#rto = s.initialRtoMs;
+  }
+
+  /** Runs the transfer to the end; resolves once the receiver saved the file. */
+  async run(signal?: AbortSignal): Promise<TransferResult> {
+    const onAbort = () => this.fail("aborted", "cancelled by the sender", true);
+    signal?.addEventListener("abort", onAbort, { once: true });
+    try {
+      if (signal?.aborted) throw new TransferError("aborted", this.fileName);
+      try {
+        this.#file = await Deno.open(this.#path, { read: true });
+        const info = await this.#file.stat();
+        if (!info.isFile) throw new Error(`${this.#path} is not a regular file`);
+        this.#size = info.size;
+      } catch (error) {
+        this.fail("disk-error", errorText(error), true);
+      }
+      this.#check();
+      this.#chunks = Math.ceil(this.#size / this.#chunkSize);
+      await this.#handshake();
+      await this.#transfer();
+      await this.#finish();
+      return {
+        ticketId: this.ticket.id,
+        peer: this.ticket.peer,
+        fileName: this.fileName,
+        bytes: this.#size,
+        elapsedMs: this.context.clock.now() - this.#started,
+        sha256: Array.from(this.#digest ?? [], (b) => b.toString(16).padStart(2, "0")).join(""),
+        chunkSize: this.#chunkSize,
+        datagramsSent: this.counters.datagramsSent,
+        dataDatagramsSent: this.#dataSent,
+        retransmissions: this.#retransmissions,
+      };
+    } finally {
+      signal?.removeEventListener("abort", onAbort);
+      this.#done = true;
+      this.#clearWait();
+      try {
+        this.#file?.close();
+      } catch {
+        // Already closed.
+      }
+      this.context.remove(this);
+    }
+  }
+
+  /** Fails the transfer for `reason`; with `notifyPeer`, sends the receiver an ABORT. */
+  fail(reason: TransferFailureReason, detail?: string, notifyPeer = false): void {
+    if (this.#failure !== undefined || this.#done) return;
+    this.#failure = new TransferError(reason, this.fileName, detail);
+    if (notifyPeer) void this.sendMessage({ type: PacketType.ABORT, reason, detail: detail ?? "" });
+    this.#wake();
+  }
+
+  override shutdown(): Promise<void> {
+    this.fail("aborted", "the sender is shutting down", false);
+    if (!this.#done) {
+      void this.sendMessage({
+        type: PacketType.ABORT,
+        reason: "peer-gone",
+        detail: "shutting down",
+      });
+    }
+    return Promise.resolve();
+  }
+
+  override handle(message: Message): void {
+    switch (message.type) {
+      case PacketType.ACCEPT:
+        if (!this.#accepted) {
+          this.#accepted = true;
+          this.#window = Math.max(1, Math.min(message.window, MAX_WINDOW_CHUNKS));
+          this.#state = new Uint8Array(this.#window);
+          this.#slotPn = new Uint32Array(this.#window);
+          this.#wake();
+        }
+        break;
+      case PacketType.ACK:
+        if (this.#accepted) {
+          this.#onAck(message.cumulative, message.echoPn, message.ackDelayUs, message.bitmap);
+        }
+        break;
+      case PacketType.DONE:
+        if (this.#digest !== undefined) {
+          this.#done = true;
+          this.#wake();
+        }
+        break;
+      case PacketType.ABORT:
+        this.fail(message.reason, message.detail ? `peer: ${message.detail}` : undefined);
+        break;
+      default:
+        // Other types are never sent to a file sender; ignore them.
+        break;
+    }
+  }
+
+  #check(): void {
+    if (this.#failure !== undefined) throw this.#failure;
+  }
+
+  async #handshake(): Promise<void> {
+    const s = this.context.settings;
+    const deadline = this.#started + s.handshakeTimeoutMs;
+    let retry = s.handshakeRetryMs;
+    let offers = 0;
+    let lastOfferAt = 0;
+    while (!this.#accepted) {
+      this.#check();
+      const now = this.context.clock.now();
+      if (now >= deadline) {
+        this.fail("timed-out", "no answer to the offer", true);
+        this.#check();
+      }
+      lastOfferAt = now;
+      offers++;
+      void this.sendMessage({
+        type: PacketType.OFFER,
+        size: this.#size,
+        chunkSize: this.#chunkSize,
+        name: this.fileName,
+      });
+      await this.#wait(Math.min(retry, deadline - now));
+      retry = Math.min(retry * 1.5, 1000);
+    }
+    this.#check();
+    const now = this.context.clock.now();
+    if (offers === 1) this.#sampleRtt(now - lastOfferAt);
+    this.lastHeard = now;
+    this.#tokensAt = now;
+  }
+
+  async #transfer(): Promise<void> {
+    const s = this.context.settings;
+    const clock = this.context.clock;
+    while (this.#cumulative < this.#chunks) {
+      this.#check();
+      const now = clock.now();
+      if (now - this.lastHeard >= s.idleTimeoutMs) {
+        this.fail("peer-gone", "the receiver stopped answering", true);
+        this.#check();
+      }
+      if (now >= this.#lossDeadline) this.#detectLoss(now);
+      if (this.#inFlight > 0 && now >= this.#rtoDeadline) this.#onRto(now);
+      const chunk = this.#pickChunk();
+      if (chunk >= 0 && this.#inFlight < Math.floor(this.#cwnd)) {
+        const wait = this.#pacingDelay(now);
+        if (wait > 0) {
+          await this.#wait(wait);
+          continue;
+        }
+        await this.#sendChunk(chunk);
+        continue;
+      }
+      const idleAt = this.lastHeard + s.idleTimeoutMs;
+      const timerAt = this.#inFlight > 0
+        ? Math.min(this.#rtoDeadline, this.#lossDeadline)
+        : Infinity;
+      await this.#wait(Math.min(timerAt, idleAt) - now);
+    }
+    this.#emitProgress(true);
+  }
+
+  async #finish(): Promise<void> {
+    const s = this.context.settings;
+    this.#digest = new Uint8Array(this.#hash.digest());
+    let retry = Math.max(this.#rto, s.minRtoMs);
+    while (!this.#done) {
+      this.#check();
+      const now = this.context.clock.now();
+      if (now - this.lastHeard >= s.idleTimeoutMs) {
+        this.fail("peer-gone", "no confirmation from the receiver", true);
+        this.#check();
+      }
+      void this.sendMessage({ type: PacketType.FIN, sha256: this.#digest });
+      await this.#wait(Math.min(retry, this.lastHeard + s.idleTimeoutMs - now));
+      retry = Math.min(retry * 2, s.maxRtoMs);
+    }
+    this.#check();
+  }
+
+  /** The next chunk to send: the oldest lost one, else a new one inside the window; -1 if none. */
+  #pickChunk(): number {
+    while (this.#lostHead < this.#lost.length) {
+      const chunk = this.#lost[this.#lostHead]!;
+      if (chunk >= this.#cumulative && this.#state[chunk % this.#window] === LOST) return chunk;
+      this.#lostHead++;
+    }
+    if (this.#lostHead > 0) {
+      this.#lost = [];
+      this.#lostHead = 0;
+    }
+    if (this.#nextNew < this.#chunks && this.#nextNew < this.#cumulative + this.#window) {
+      return this.#nextNew;
+    }
+    return -1;
+  }
+
+  /** Token bucket: how long to wait before the next datagram may go (0 = now). */
+  #pacingDelay(now: number): number {
+    if (this.#srtt === 0) return 0;
+    const gain = this.#cwnd < this.#ssthresh ? PACING_GAIN_SLOW_START : PACING_GAIN;
+    const rate = (gain * this.#cwnd) / Math.max(this.#srtt, 0.05); // datagrams per ms
+    const burst = Math.max(4, Math.min(this.#cwnd / 4, 64));
+    this.#tokens = Math.min(burst, this.#tokens + (now - this.#tokensAt) * rate);
+    this.#tokensAt = now;
+    if (this.#tokens >= 1) return 0;
+    // Timers are coarse: wait at least 1 ms and let the bucket refill for a small burst.
+    return Math.max(1, (1 - this.#tokens) / rate);
+  }
+
+  async #sendChunk(chunk: number): Promise<void> {
+    const size = this.#chunkSize;
+    const length = chunk === this.#chunks - 1 ? this.#size - chunk * size : size;
+    const pn = this.nextPacketNumber();
+    const packet = newPacket(PacketType.DATA, this.direction, this.idBytes, pn, 4 + length);
+    new DataView(packet.buffer).setUint32(HEADER_BYTES, chunk);
+    const payload = packet.subarray(HEADER_BYTES + 4, HEADER_BYTES + 4 + length);
+    try {
+      await this.#readAt(chunk * size, payload);
+    } catch (error) {
+      this.fail("disk-error", errorText(error), true);
+      return;
+    }
+    if (this.#failure !== undefined) return;
+    const first = chunk === this.#nextNew;
+    const slot = chunk % this.#window;
+    // An ACK may have arrived while reading: a lost chunk may meanwhile be acknowledged.
+    if (!first && (chunk < this.#cumulative || this.#state[slot] !== LOST)) return;
+    if (first) {
+      this.#hash.update(payload);
+      this.#nextNew++;
+    } else {
+      this.#retransmissions++;
+    }
+    sealPacket(this.key, packet);
+    const now = this.context.clock.now();
+    this.#state[slot] = IN_FLIGHT;
+    this.#slotPn[slot] = pn;
+    this.#sentLog.push(pn, chunk);
+    this.#pnSentAt[pn % PN_RING] = now;
+    if (this.#inFlight === 0) this.#rtoDeadline = now + this.#rto;
+    this.#inFlight++;
+    this.#tokens--;
+    this.#dataSent++;
+    this.counters.datagramsSent++;
+    await this.context.send(packet, this.peerAddress);
+  }
+
+  async #readAt(offset: number, into: Uint8Array): Promise<void> {
+    const file = this.#file!;
+    if (this.#filePosition !== offset) {
+      await file.seek(offset, Deno.SeekMode.Start);
+      this.#filePosition = offset;
+    }
+    let done = 0;
+    while (done < into.length) {
+      const n = await file.read(into.subarray(done));
+      if (n === null) {
+        this.#filePosition = -1;
+        throw new Error(`${this.#path} shrank while being sent`);
+      }
+      done += n;
+    }
+    this.#filePosition = offset + into.length;
+  }
+
+  #onAck(cumulative: number, echoPn: number, ackDelayUs: number, bitmap: Uint8Array): void {
+    const now = this.context.clock.now();
+    // An ACK cannot cover chunks never sent; such a claim is a bug or an attack: ignore it.
+    if (cumulative > this.#nextNew) return;
+    const used = this.packetNumbersUsed;
+    if (echoPn > this.#lastEchoPn && echoPn < used && echoPn >= used - PN_RING) {
+      this.#lastEchoPn = echoPn;
+      const sample = now - this.#pnSentAt[echoPn % PN_RING]! - ackDelayUs / 1000;
+      this.#sampleRtt(Math.max(sample, 0.01));
+    }
+    let newlyAcked = 0;
+    for (let c = this.#cumulative; c < cumulative; c++) newlyAcked += this.#ackChunk(c);
+    const base = cumulative & ~7;
+    const limit = Math.min(this.#nextNew, this.#cumulative + this.#window);
+    for (let i = 0; i < bitmap.length; i++) {
+      const bits = bitmap[i]!;
+      if (bits === 0) continue;
+      for (let b = 0; b < 8; b++) {
+        if ((bits & (1 << b)) === 0) continue;
+        const c = base + i * 8 + b;
+        if (c >= this.#cumulative && c < limit) newlyAcked += this.#ackChunk(c);
+      }
+    }
+    while (
+      this.#cumulative < this.#nextNew && this.#state[this.#cumulative % this.#window] === ACKED
+    ) {
+      this.#state[this.#cumulative % this.#window] = UNSENT;
+      this.#cumulative++;
+    }
+    if (newlyAcked > 0) {
+      this.lastHeard = now;
+      this.#rto = this.#computeRto();
+      this.#rtoDeadline = now + this.#rto;
+      if (this.#cwnd < this.#ssthresh) this.#cwnd += newlyAcked;
+      else this.#cwnd += newlyAcked / this.#cwnd;
+      this.#cwnd = Math.min(this.#cwnd, this.#window);
+      this.#detectLoss(now);
+      this.#emitProgress(false);
+    }
+    this.#wake();
+  }
+
+  /** Marks chunk acknowledged; returns 1 if it was in flight. */
+  #ackChunk(chunk: number): number {
+    const slot = chunk % this.#window;
+    const state = this.#state[slot];
+    if (state === ACKED) return 0;
+    let counted = 0;
+    if (state === IN_FLIGHT) {
+      this.#inFlight--;
+      counted = 1;
+      if (this.#slotPn[slot]! > this.#largestAckedPn) this.#largestAckedPn = this.#slotPn[slot]!;
+    }
+    this.#state[slot] = ACKED;
+    return counted;
+  }
+
+  /** Datagrams sent REORDER_THRESHOLD before the newest acknowledged one are lost. */
+  #detectLoss(now: number): void {
+    const log = this.#sentLog;
+    let head = this.#sentLogHead;
+    let congestion = false;
+    const largest = this.#largestAckedPn;
+    // Time threshold as in QUIC: overtaken and older than 9/8 of a round trip means lost.
+    const lossDelay = Math.max(1.125 * this.#srtt, 1);
+    this.#lossDeadline = Infinity;
+    while (head < log.length) {
+      const pn = log[head]!;
+      if (pn >= largest) break;
+      if (pn + REORDER_THRESHOLD >= largest) {
+        const sentAt = this.#pnSentAt[pn % PN_RING]!;
+        if (sentAt > now - lossDelay) {
+          this.#lossDeadline = sentAt + lossDelay;
+          break;
+        }
+      }
+      const chunk = log[head + 1]!;
+      head += 2;
+      if (chunk < this.#cumulative) continue;
+      const slot = chunk % this.#window;
+      if (this.#state[slot] !== IN_FLIGHT || this.#slotPn[slot] !== pn) continue;
+      this.#state[slot] = LOST;
+      this.#inFlight--;
+      this.#lost.push(chunk);
+      if (this.#pnSentAt[pn % PN_RING]! > this.#recoveryStart) congestion = true;
+    }
+    this.#sentLogHead = head;
+    if (head > 65536) {
+      this.#sentLog = log.slice(head);
+      this.#sentLogHead = 0;
+    }
+    if (congestion) {
+      // One decrease per round trip: losses of datagrams sent before it belong to the same event.
+      this.#cwnd = Math.max(this.#cwnd * BETA, MIN_CWND);
+      this.#ssthresh = this.#cwnd;
+      this.#recoveryStart = now;
+    }
+  }
+
+  #onRto(now: number): void {
+    this.#lost = this.#lost.slice(this.#lostHead);
+    this.#lostHead = 0;
+    for (let c = this.#cumulative; c < this.#nextNew; c++) {
+      const slot = c % this.#window;
+      if (this.#state[slot] === IN_FLIGHT) {
+        this.#state[slot] = LOST;
+        this.#lost.push(c);
+      }
+    }
+    this.#lost.sort((a, b) => a - b);
+    this.#inFlight = 0;
+    this.#ssthresh = Math.max(this.#cwnd / 2, MIN_CWND);
+    this.#cwnd = MIN_CWND;
+    this.#recoveryStart = now;
+    this.#rto = Math.min(this.#rto * 2, this.context.settings.maxRtoMs);
+    this.#rtoDeadline = now + this.#rto;
+  }
+
+  #sampleRtt(sample: number): void {
+    if (this.#srtt === 0) {
+      this.#srtt = sample;
+      this.#rttvar = sample / 2;
+    } else {
+      this.#rttvar = 0.75 * this.#rttvar + 0.25 * Math.abs(this.#srtt - sample);
+      this.#srtt = 0.875 * this.#srtt + 0.125 * sample;
+    }
+    this.#rto = this.#computeRto();
+  }
+
+  #computeRto(): number {
+    const s = this.context.settings;
+    if (this.#srtt === 0) return s.initialRtoMs;
+    return Math.min(Math.max(this.#srtt + 4 * this.#rttvar, s.minRtoMs), s.maxRtoMs);
+  }
+
+  #emitProgress(final: boolean): void {
+    const now = this.context.clock.now();
+    if (!final && now - this.#lastProgress < this.context.settings.progressIntervalMs) return;
+    this.#lastProgress = now;
+    this.context.emit("onProgress", {
+      ticketId: this.ticket.id,
+      direction: "send",
+      peer: this.ticket.peer,
+      fileName: this.fileName,
+      bytesDone: Math.min(this.#cumulative * this.#chunkSize, this.#size),
+      bytesTotal: this.#size,
+      elapsedMs: now - this.#started,
+    });
+  }
+
+  #wait(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      this.#waiter = resolve;
+      this.#waitTimer = this.context.clock.setTimeout(() => {
+        this.#waitTimer = undefined;
+        const waiter = this.#waiter;
+        this.#waiter = undefined;
+        waiter?.();
+      }, Math.max(0, ms));
+    });
+  }
+
+  #wake(): void {
+    const waiter = this.#waiter;
+    if (waiter === undefined) return;
+    this.#clearWait();
+    waiter();
+  }
+
+  #clearWait(): void {
+    if (this.#waitTimer !== undefined) this.context.clock.clearTimeout(this.#waitTimer);
+    this.#waitTimer = undefined;
+    this.#waiter = undefined;
+  }
+}
+
+/** The message of an unknown thrown value. */
+export function errorText(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}

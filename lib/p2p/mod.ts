@@ -1,0 +1,48 @@
+/**
+ * TOOM's peer-to-peer engine over UDP: authenticated, reliable file transfer and private chat.
+ * See docs/P2P.md.
+ *
+ * @module
+ */
+
+export {
+  issueTickets,
+  parseTicket,
+  type PeerAddress,
+  type Ticket,
+  type TicketKind,
+  type TicketRequest,
+  type TicketRole,
+} from "./ticket.ts";
+export { type Clock, SYSTEM_CLOCK } from "./clock.ts";
+export {
+  describeFailure,
+  PeerUnreachableError,
+  TRANSFER_FAILURE_REASONS,
+  TransferError,
+  type TransferFailureReason,
+} from "./errors.ts";
+export {
+  type Datagram,
+  type DatagramSocket,
+  isLoopback,
+  type UdpListenOptions,
+  UdpSocket,
+} from "./socket.ts";
+export { LossySocket, MemoryNetwork, MemorySocket, seededRandom } from "./lossy_socket.ts";
+export { moveIntoPlace, numberedName, receivedFileName, safeBaseName } from "./safe_name.ts";
+export type {
+  ChatClosed,
+  ChatCloseReason,
+  EngineSettings,
+  FileReceived,
+  PeerEvents,
+  PrivateMessage,
+  TransferFailed,
+  TransferProgress,
+} from "./session.ts";
+export { DEFAULT_SETTINGS } from "./session.ts";
+export type { TransferResult } from "./file_sender.ts";
+export { MAX_PRIVATE_TEXT_BYTES } from "./chat_session.ts";
+export { PeerNode } from "./peer_node.ts";
+export type { CloseChatOptions, NodeStats, PeerNodeOptions, SendFileOptions } from "./peer_node.ts";
