@@ -404,7 +404,6 @@ export class ChatServer {
     if (this.online.get(user) !== session) return;
     this.online.delete(user);
     this.lastSeen.set(user, this.clock.now());
-    const done = this.userLog.remove(user);
     const how = {
       out: "logged out",
       lost: "lost connection",
@@ -413,8 +412,9 @@ export class ChatServer {
       shutdown: "server shutdown",
     }[reason];
     this.config.logger.info(`${user} logged out (${how})`);
+    // The userlog is up to date before anyone is told, so what they see matches the file.
+    await this.userLog.remove(user);
     this.#presence(user, "logged out");
-    await done;
   }
 
   async #onCommand(session: Session, frame: { id: number; line: string }): Promise<void> {

@@ -1,0 +1,192 @@
+/**
+ * End-to-end: the built chat-server and chat-client, in temporary directories, driven through
+ * stdin/stdout, with the files they write checked line by line.
+ */
+import assert from "node:assert/strict";
+import {
+  CAN_RUN_PROGRAMS,
+  CLIENT_BIN,
+  ensureBuilt,
+  loggedInClient,
+  Program,
+  SERVER_BIN,
+  startClientProgram,
+  startServerProgram,
+} from "./process_harness.ts";
+
+const CREDENTIALS = "yoda jedi\nvader sithlord\nhans falcon\nobiwan hellothere\n";
+const TIMESTAMP = /\d{2} [A-Z][a-z]{2} \d{4} \d{2}:\d{2}:\d{2}/;
+const e2e = { ignore: !CAN_RUN_PROGRAMS, sanitizeResources: false, sanitizeOps: false };
+
+/** The timestamp in the first line of `text` (from `from`) that matches `pattern`. */
+function stampAfter(text: string, pattern: RegExp): string {
+  const line = text.split("\n").find((l) => pattern.test(l));
+  assert.ok(line, `no line matching ${pattern} in:\n${text}`);
+  return TIMESTAMP.exec(line)![0];
+}
+
+Deno.test({
+  name: "chat-server rejects a bad attempt count with the spec's message and status 2",
+  ...e2e,
+  async fn() {
+    await ensureBuilt();
+    const dir = await Deno.makeTempDir();
+    for (const value of ["0", "6", "abc"]) {
+      const server = new Program(SERVER_BIN, ["12000", value], { cwd: dir });
+      assert.equal(await server.exit(), 2);
+      assert.match(
+        server.stdout + server.stderr,
+        new RegExp(
+          `Invalid number of allowed failed consecutive attempt: ${value}\\. The valid value of argument number is an integer between 1 and 5`,
+        ),
+      );
+    }
+    const noArgs = new Program(SERVER_BIN, [], { cwd: dir });
+    assert.equal(await noArgs.exit(), 2);
+    assert.match(noArgs.stderr, /Usage: chat-server/);
+    const badClient = new Program(CLIENT_BIN, ["127.0.0.1", "notaport", "8000"], { cwd: dir });
+    assert.equal(await badClient.exit(), 2);
+    assert.match(badClient.stderr, /Usage: chat-client/);
+    const help = new Program(CLIENT_BIN, ["--help"], { cwd: dir });
+    assert.equal(await help.exit(), 0);
+    assert.match(help.stdout, /--download-dir/);
+    await Deno.remove(dir, { recursive: true });
+  },
+});
+
+Deno.test({
+  name: "a full session: post, edit, delete with renumbering, read, ATU, logout, lockout",
+  ...e2e,
+  async fn() {
+    const server = await startServerProgram(CREDENTIALS, ["3", "--block-duration", "1"]);
+    const yoda = await loggedInClient(server, "yoda", "jedi");
+    const hans = await loggedInClient(server, "hans", "falcon");
+    await yoda.waitFor("hans logged in");
+
+    let at = yoda.stdout.length;
+    await yoda.type("MSG Hello");
+    at = await yoda.waitFor(/Message #1 posted at .*\.\n/, at);
+    const first = stampAfter(yoda.stdout, /Message #1 posted at/);
+
+    let hat = hans.stdout.length;
+    await hans.type("MSG Hi there");
+    hat = await hans.waitFor(/Message #2 posted at .*\.\n/, hat);
+
+    await yoda.type(`EDT #1 ${first} Hello, edited`);
+    at = await yoda.waitFor(/Message #1 edited at .*\.\n/, at);
+    const edited = stampAfter(yoda.stdout.slice(at - 80), /Message #1 edited at/);
+
+    await hans.type(`DLT #1 ${edited}`);
+    hat = await hans.waitFor("Unauthorised to delete Message #1.", hat);
+
+    await hans.type("RDM 01 Jan 2000 00:00:00");
+    hat = await hans.waitFor(`#1; yoda: "Hello, edited" edited at ${edited}.`, hat);
+    assert.match(hans.stdout, /#2; hans: "Hi there" posted at /);
+
+    await yoda.type(`DLT #1 ${edited}`);
+    at = await yoda.waitFor(/Message #1 deleted at .*\.\n/, at);
+    await yoda.type("ATU");
+    at = await yoda.waitFor(/hans, 127\.0\.0\.1, \d+, active since .*\.\n/, at);
+
+    const messagelog = await server.read("messagelog.txt");
+    assert.match(
+      messagelog,
+      /^1; \d{2} [A-Z][a-z]{2} \d{4} \d{2}:\d{2}:\d{2}; hans; Hi there; no\n$/,
+    );
+    const userlog = (await server.read("userlog.txt")).trimEnd().split("\n");
+    assert.equal(userlog.length, 2);
+    assert.match(userlog[0]!, /^1; .*; yoda; 127\.0\.0\.1; \d+$/);
+    assert.match(userlog[1]!, /^2; .*; hans; 127\.0\.0\.1; \d+$/);
+
+    await yoda.type("OUT");
+    await yoda.waitFor("Bye, yoda!", at);
+    assert.equal(await yoda.exit(), 0);
+    await hans.waitFor("yoda logged out");
+    assert.match(await server.read("userlog.txt"), /^1; .*; hans; 127\.0\.0\.1; \d+\n$/);
+
+    // Three wrong passwords block vader; the right one is refused until the block ends.
+    const vader = await startClientProgram(server);
+    await vader.waitFor("Username:");
+    await vader.type("vader");
+    for (let i = 0; i < 2; i++) {
+      await vader.type("wrong");
+      await vader.waitFor("Invalid Password. Please try again");
+    }
+    await vader.type("wrong");
+    await vader.waitFor(
+      "Invalid Password. Your account has been blocked. Please try again later",
+    );
+    assert.equal(await vader.exit(), 1);
+    const again = await startClientProgram(server);
+    await again.type("vader");
+    await again.type("sithlord");
+    await again.waitFor(
+      "Your account is blocked due to multiple login failures. Please try again later",
+    );
+    assert.equal(await again.exit(), 1);
+    await new Promise((resolve) => setTimeout(resolve, 1100)); // --block-duration 1
+    const later = await loggedInClient(server, "vader", "sithlord");
+    later.kill();
+    await later.exit();
+
+    await hans.type("OUT");
+    assert.equal(await hans.exit(), 0);
+    await server.stop();
+  },
+});
+
+Deno.test({
+  name: "a killed client is logged out and others are told; end of input logs out cleanly",
+  ...e2e,
+  async fn() {
+    const server = await startServerProgram(CREDENTIALS);
+    const yoda = await loggedInClient(server, "yoda", "jedi");
+    const vader = await loggedInClient(server, "vader", "sithlord");
+    yoda.kill("SIGKILL");
+    await yoda.exit();
+    await vader.waitFor("yoda logged out");
+    assert.doesNotMatch(await server.read("userlog.txt"), /yoda/);
+    await vader.endInput();
+    await vader.waitFor("Bye, vader!");
+    assert.equal(await vader.exit(), 0);
+    await server.stop();
+  },
+});
+
+Deno.test({
+  name: "a client whose server goes away says so and exits 1",
+  ...e2e,
+  async fn() {
+    const server = await startServerProgram(CREDENTIALS);
+    const yoda = await loggedInClient(server, "yoda", "jedi");
+    server.program.kill("SIGKILL");
+    await server.program.exit();
+    await yoda.waitFor("Connection to server lost");
+    assert.equal(await yoda.exit(), 1);
+    await Deno.remove(server.dir, { recursive: true });
+  },
+});
+
+Deno.test({
+  name: "an unknown username is asked again, and errors show the usage",
+  ...e2e,
+  async fn() {
+    const server = await startServerProgram(CREDENTIALS);
+    const client = await startClientProgram(server);
+    await client.type("darth");
+    await client.waitFor("Username does not exist");
+    await client.type("yoda");
+    await client.type("jedi");
+    await client.waitFor("Welcome to TOOM!");
+    await client.type("HELLO");
+    await client.waitFor("Error. Invalid command!");
+    await client.type("RDM yesterday");
+    await client.waitFor(/Usage: RDM/);
+    await client.type("help");
+    await client.waitFor("whoelsesince <seconds>");
+    await client.type("logout");
+    await client.waitFor("Bye, yoda!");
+    assert.equal(await client.exit(), 0);
+    await server.stop();
+  },
+});

@@ -1,0 +1,203 @@
+/**
+ * End-to-end fixtures: the built programs (./chat-server, ./chat-client) run in temporary
+ * directories and are driven through stdin/stdout as a user would.
+ */
+import assert from "node:assert/strict";
+
+const ROOT = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
+export const SERVER_BIN = `${ROOT}/chat-server`;
+export const CLIENT_BIN = `${ROOT}/chat-client`;
+
+/** Whether this run may spawn programs and touch files; e2e tests are ignored otherwise. */
+export const CAN_RUN_PROGRAMS = ["run", "read", "write", "env"].every((name) =>
+  Deno.permissions.querySync({ name: name as "run" }).state === "granted"
+);
+
+if (!CAN_RUN_PROGRAMS) {
+  console.log(
+    "(end-to-end tests ignored: they need --allow-run --allow-read --allow-write --allow-env; " +
+      "run `deno task test`)",
+  );
+}
+
+let built: Promise<void> | undefined;
+
+/** Builds the programs once per test run unless they exist already. */
+export function ensureBuilt(): Promise<void> {
+  built ??= (async () => {
+    const exists = async (path: string) => await Deno.stat(path).then(() => true, () => false);
+    if (await exists(SERVER_BIN) && await exists(CLIENT_BIN)) return;
+    const result = await new Deno.Command(Deno.execPath(), {
+      args: ["task", "build"],
+      cwd: ROOT,
+      stdin: "null",
+      stdout: "null",
+      stderr: "null",
+    }).output();
+    assert.ok(result.success, "deno task build failed");
+  })();
+  return built;
+}
+
+/** A running program with its output collected as it arrives. */
+export class Program {
+  readonly child: Deno.ChildProcess;
+  stdout = "";
+  stderr = "";
+  readonly #writer: WritableStreamDefaultWriter<Uint8Array>;
+  readonly #done: Promise<Deno.CommandStatus>;
+  readonly #readers: Promise<void>[];
+  #waiters: Array<() => void> = [];
+
+  constructor(
+    path: string,
+    args: string[],
+    options: { cwd: string; env?: Record<string, string> },
+  ) {
+    this.child = new Deno.Command(path, {
+      args,
+      cwd: options.cwd,
+      stdin: "piped",
+      stdout: "piped",
+      stderr: "piped",
+      env: { NO_COLOR: "1", ...options.env },
+    }).spawn();
+    this.#writer = this.child.stdin.getWriter();
+    this.#readers = [
+      this.#collect(this.child.stdout, (text) => this.stdout += text),
+      this.#collect(this.child.stderr, (text) => this.stderr += text),
+    ];
+    this.#done = this.child.status;
+  }
+
+  async #collect(stream: ReadableStream<Uint8Array>, add: (text: string) => void): Promise<void> {
+    for await (const text of stream.pipeThrough(new TextDecoderStream())) {
+      add(text);
+      const waiters = this.#waiters;
+      this.#waiters = [];
+      for (const wake of waiters) wake();
+    }
+  }
+
+  /** Types a line. */
+  async type(line: string): Promise<void> {
+    await this.#writer.write(new TextEncoder().encode(line + "\n"));
+  }
+
+  /** Closes stdin (end of input). */
+  async endInput(): Promise<void> {
+    await this.#writer.close().catch(() => {});
+  }
+
+  /**
+   * Waits until stdout (from `from` on) contains `text`, and returns the offset just past it,
+   * so a caller can wait for the next occurrence. Fails after `timeoutMs` (a failsafe).
+   */
+  async waitFor(text: string | RegExp, from = 0, timeoutMs = 15_000): Promise<number> {
+    const deadline = Date.now() + timeoutMs;
+    while (true) {
+      const rest = this.stdout.slice(from);
+      const match = typeof text === "string"
+        ? (rest.includes(text) ? { index: rest.indexOf(text), length: text.length } : undefined)
+        : (() => {
+          const m = text.exec(rest);
+          return m ? { index: m.index, length: m[0].length } : undefined;
+        })();
+      if (match) return from + match.index + match.length;
+      const left = deadline - Date.now();
+      if (left <= 0) {
+        throw new Error(
+          `Timed out waiting for ${
+            String(text)
+          }; stdout so far:\n${this.stdout}\nstderr:\n${this.stderr}`,
+        );
+      }
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      await new Promise<void>((resolve) => {
+        this.#waiters.push(resolve);
+        timer = setTimeout(resolve, Math.min(left, 200));
+      });
+      clearTimeout(timer);
+    }
+  }
+
+  /** Waits for the program to exit and returns its status code. */
+  async exit(timeoutMs = 15_000): Promise<number> {
+    const timer = setTimeout(() => this.kill("SIGKILL"), timeoutMs);
+    const status = await this.#done;
+    clearTimeout(timer);
+    await this.endInput();
+    await Promise.all(this.#readers);
+    return status.code;
+  }
+
+  kill(signal: Deno.Signal = "SIGTERM"): void {
+    try {
+      this.child.kill(signal);
+    } catch {
+      // Already gone.
+    }
+  }
+}
+
+/** A server started in a fresh temporary directory. */
+export interface RunningServer {
+  dir: string;
+  port: number;
+  program: Program;
+  read(name: string): Promise<string>;
+  stop(): Promise<void>;
+}
+
+/** Starts ./chat-server on a free port in a temp dir holding `credentials`. */
+export async function startServerProgram(
+  credentials: string,
+  args: string[] = ["3"],
+): Promise<RunningServer> {
+  await ensureBuilt();
+  const dir = await Deno.makeTempDir({ prefix: "toom-e2e-" });
+  await Deno.writeTextFile(`${dir}/credentials.txt`, credentials);
+  const program = new Program(SERVER_BIN, ["0", ...args], { cwd: dir });
+  const at = await program.waitFor(/listening on [^\n]*:(\d+)\n/);
+  const port = Number(/listening on [^\n]*:(\d+)\n/.exec(program.stdout.slice(0, at))![1]);
+  return {
+    dir,
+    port,
+    program,
+    read: (name) => Deno.readTextFile(`${dir}/${name}`),
+    async stop() {
+      program.kill("SIGINT");
+      await program.exit();
+      await Deno.remove(dir, { recursive: true });
+    },
+  };
+}
+
+/** Starts ./chat-client against a server, in its own temp dir, on any free UDP port. */
+export async function startClientProgram(
+  server: RunningServer,
+  extra: string[] = [],
+): Promise<Program & { dir: string }> {
+  const dir = await Deno.makeTempDir({ prefix: "toom-client-" });
+  const program = new Program(CLIENT_BIN, ["127.0.0.1", String(server.port), "0", ...extra], {
+    cwd: dir,
+  });
+  return Object.assign(program, { dir });
+}
+
+/** Starts a client and logs it in; returns it once the command prompt shows. */
+export async function loggedInClient(
+  server: RunningServer,
+  user: string,
+  password: string,
+  extra: string[] = [],
+): Promise<Program & { dir: string }> {
+  const client = await startClientProgram(server, extra);
+  await client.waitFor("Username:");
+  await client.type(user);
+  await client.waitFor("Password:");
+  await client.type(password);
+  await client.waitFor("Welcome to TOOM!");
+  await client.waitFor("Enter one of the following commands");
+  return client;
+}
