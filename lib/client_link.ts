@@ -92,10 +92,15 @@ export class ServerLink {
         this.close("Connection to server lost");
         return;
       }
-      this.#send({ t: "ping" });
+      this.heartbeat();
     }, period);
     Deno.unrefTimer(this.#heartbeat as unknown as number);
     return answer;
+  }
+
+  /** Sends a heartbeat now (the timer does this every period). */
+  heartbeat(): void {
+    this.#send({ t: "ping" });
   }
 
   /** Sends a request and resolves with its whole reply. */

@@ -379,7 +379,7 @@ export class ChatServer {
   /** Tells every other online user `<user> <what>`, except those `user` has blocked. */
   #presence(user: string, what: string): void {
     for (const [other, session] of this.online) {
-      if (other !== user && !this.relations.hasBlocked(user, other)) {
+      if (other !== user && this.relations.canReach(other, user)) {
         session.send({
           t: "event",
           kind: "presence",
@@ -547,12 +547,9 @@ export class ChatServer {
     const work: Promise<void>[] = [];
     for (const session of this.#sessions) {
       if (session.ending) continue;
-      if (now - session.lastHeard >= silentFor) {
-        this.#drop(session, `No heartbeat for ${Math.round(silentFor / 1000)} s`);
-      } else if (
-        session.stage === "active" && this.config.inactivityMs > 0 &&
-        now - session.lastActive >= this.config.inactivityMs
-      ) {
+      const idle = session.stage === "active" && this.config.inactivityMs > 0 &&
+        now - session.lastActive >= this.config.inactivityMs;
+      if (idle) {
         session.send({
           t: "event",
           kind: "logout",
@@ -560,6 +557,8 @@ export class ChatServer {
           data: { reason: "timeout" },
         });
         work.push(this.endSession(session, "timeout").then(() => session.end()));
+      } else if (now - session.lastHeard >= silentFor) {
+        this.#drop(session, `No heartbeat for ${Math.round(silentFor / 1000)} s`);
       }
     }
     await Promise.all(work);

@@ -190,3 +190,80 @@ Deno.test({
     await server.stop();
   },
 });
+
+Deno.test({
+  name: "three clients: direct, offline and broadcast messages, blocks and presence",
+  ...e2e,
+  async fn() {
+    const server = await startServerProgram(CREDENTIALS);
+    const yoda = await loggedInClient(server, "yoda", "jedi");
+    const vader = await loggedInClient(server, "vader", "sithlord");
+    const hans = await loggedInClient(server, "hans", "falcon");
+    await yoda.waitFor("hans logged in");
+
+    await yoda.type("message vader Luke is your son");
+    await vader.waitFor("yoda: Luke is your son");
+    await yoda.type("message obiwan meet me on Dagobah");
+    await yoda.waitFor("obiwan is offline");
+
+    await hans.type("block vader");
+    await hans.waitFor("vader is blocked");
+    await vader.type("message hans hello");
+    await vader.waitFor("Your message could not be delivered as the recipient has blocked you");
+    await vader.type("broadcast I am your father");
+    await vader.waitFor("Your message could not be delivered to some recipients");
+    await yoda.waitFor("vader: I am your father");
+    await vader.type("whoelse");
+    const at = await vader.waitFor("yoda");
+    assert.doesNotMatch(vader.stdout.slice(at - 200), /^hans$/m);
+
+    const obiwan = await loggedInClient(server, "obiwan", "hellothere");
+    await obiwan.waitFor("yoda: meet me on Dagobah");
+    await hans.waitFor("obiwan logged in");
+
+    for (const client of [yoda, vader, hans, obiwan]) await client.type("OUT");
+    for (const client of [yoda, vader, hans, obiwan]) assert.equal(await client.exit(), 0);
+    assert.equal(await server.read("userlog.txt"), "");
+    await server.stop();
+  },
+});
+
+Deno.test({
+  name: "--timeout logs an idle user out and the client exits",
+  ...e2e,
+  async fn() {
+    const server = await startServerProgram(CREDENTIALS, ["3", "--timeout", "1"]);
+    const yoda = await loggedInClient(server, "yoda", "jedi");
+    await yoda.waitFor("You have been logged out due to inactivity", 0, 10_000);
+    assert.equal(await yoda.exit(), 0);
+    assert.equal(await server.read("userlog.txt"), "");
+    await server.stop();
+  },
+});
+
+Deno.test({
+  name: "--allow-register creates an account and passwd changes its password",
+  ...e2e,
+  async fn() {
+    const server = await startServerProgram(CREDENTIALS, ["3", "--allow-register"]);
+    const rey = await startClientProgram(server);
+    await rey.type("rey");
+    await rey.waitFor("This is a new user. Enter a password:");
+    await rey.type("scavenger");
+    await rey.waitFor("Welcome to TOOM!");
+    await rey.type("passwd");
+    await rey.type("scavenger");
+    await rey.type("jedi2");
+    await rey.type("jedi2");
+    await rey.waitFor("Password changed.");
+    await rey.type("OUT");
+    assert.equal(await rey.exit(), 0);
+    const credentials = await server.read("credentials.txt");
+    assert.ok(credentials.startsWith(CREDENTIALS));
+    assert.match(credentials, /^rey scrypt\$/m);
+    const again = await loggedInClient(server, "rey", "jedi2");
+    await again.type("OUT");
+    assert.equal(await again.exit(), 0);
+    await server.stop();
+  },
+});
