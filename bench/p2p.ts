@@ -3,16 +3,18 @@
  * 127.0.0.1 over UDP at 0 % and 5 % injected loss (dropped on the sender side through the lossy
  * seam, seeded), next to a plain TCP copy of the same file by the same runtime in the same run.
  *
- *     deno run --allow-net --allow-read --allow-write --allow-run bench/p2p.ts [MiB]
+ *     deno run --allow-net --allow-read --allow-write --allow-run bench/p2p.ts [MiB] [runs]
  *
- * Only talks to 127.0.0.1; stops by itself (120 s failsafe).
+ * Each configuration runs `runs` times (default 3) and the median run (by MB/s) is printed with the
+ * range of all runs, after one untimed warm-up transfer. Only talks to 127.0.0.1; stops by itself (180 s failsafe for the whole run).
  */
 
 import { createHash } from "node:crypto";
 import { issueTickets, PeerNode, type TransferResult, UdpSocket } from "../lib/p2p/mod.ts";
 
-const FAILSAFE_MS = 120_000;
+const FAILSAFE_MS = 180_000;
 const SIZE_MIB = Number(Deno.args[0] ?? "64");
+const RUNS = Math.max(1, Math.floor(Number(Deno.args[1] ?? "3")));
 const SIZE = SIZE_MIB * 1024 * 1024;
 const PEER_SCRIPT = new URL("./p2p_peer.ts", import.meta.url).pathname;
 const MB = 1e6;
@@ -89,6 +91,17 @@ interface Row {
   datagramsPerSecond?: number;
   retransmissionRatio?: number;
   elapsedMs: number;
+  /** MB/s of every run of this configuration, when there were several. */
+  range?: [number, number];
+}
+
+/** Runs `once` RUNS times; returns the median run (by MB/s) with the range of all of them. */
+async function median(once: () => Promise<Row>): Promise<Row> {
+  const rows: Row[] = [];
+  for (let i = 0; i < RUNS; i++) rows.push(await once());
+  rows.sort((a, b) => a.mbPerSecond - b.mbPerSecond);
+  const middle = rows[Math.floor((rows.length - 1) / 2)]!;
+  return { ...middle, range: [rows[0]!.mbPerSecond, rows[rows.length - 1]!.mbPerSecond] };
 }
 
 async function runUdp(source: string, dir: string, loss: number): Promise<Row> {
@@ -169,20 +182,29 @@ async function main(): Promise<void> {
     const source = `${dir}/source.bin`;
     await makeRandomFile(source, SIZE);
     const rows: Row[] = [];
-    rows.push(await runTcp(source, dir));
-    rows.push(await runUdp(source, dir, 0));
-    rows.push(await runUdp(source, dir, 0.05));
-    console.log(`Moving a ${SIZE_MIB} MiB random file between two processes on 127.0.0.1:`);
+    // One untimed transfer first: the receiving (this) process would otherwise run its first
+    // measured transfer with cold, unoptimised code. Every sender is a fresh process anyway.
+    await runUdp(source, dir, 0);
+    rows.push(await median(() => runTcp(source, dir)));
+    rows.push(await median(() => runUdp(source, dir, 0)));
+    rows.push(await median(() => runUdp(source, dir, 0.05)));
+    console.log(
+      `Moving a ${SIZE_MIB} MiB random file between two processes on 127.0.0.1 ` +
+        `(median of ${RUNS} run${RUNS === 1 ? "" : "s"}, range in brackets):`,
+    );
     for (const row of rows) {
+      const range = row.range === undefined || RUNS === 1
+        ? ""
+        : ` [${row.range[0].toFixed(0)}–${row.range[1].toFixed(0)}]`;
       const extra = row.datagramsPerSecond === undefined
         ? ""
         : `  ${row.datagramsPerSecond.toFixed(0).padStart(7)} datagrams/s  retransmitted ${
           (100 * row.retransmissionRatio!).toFixed(1)
         }%`;
       console.log(
-        `  ${row.label.padEnd(44)} ${row.mbPerSecond.toFixed(1).padStart(7)} MB/s  ${
-          (row.elapsedMs / 1000).toFixed(2)
-        } s${extra}`,
+        `  ${row.label.padEnd(44)} ${row.mbPerSecond.toFixed(1).padStart(7)} MB/s${
+          range.padEnd(12)
+        } ${(row.elapsedMs / 1000).toFixed(2)} s${extra}`,
       );
     }
   } finally {

@@ -461,18 +461,26 @@ Deno.test({
   },
 });
 
-/** Starts a 2 MiB transfer a→b and resolves once the receiver has some of it. */
+/**
+ * Starts an 8 MiB transfer a→b and resolves once some of it is in the receiver's temporary file
+ * (written in blocks of about 1 MiB), long before the end: the engine is fast enough to move a
+ * couple of MiB between two polls, so a fixed sleep could let the transfer finish first.
+ */
 async function startBigTransfer(a: Peer, b: Peer, signal?: AbortSignal) {
-  const path = await randomFile(a.dir, 2 * 1024 * 1024);
+  const path = await randomFile(a.dir, 8 * 1024 * 1024);
   const [send, receive] = tickets(a, b, "big.bin");
   b.node.accept(receive);
   const sending = a.node.sendFile(send, path, signal ? { signal } : {});
   sending.catch(() => {});
-  await waitFor(() =>
-    b.failed.length > 0 || Deno.readDirSync(b.dir).some((e) => e.name.endsWith(".part"))
-  );
-  // Let some data land in the temporary file.
-  await new Promise((resolve) => setTimeout(resolve, 15));
+  const partial = () => {
+    for (const entry of Deno.readDirSync(b.dir)) {
+      if (entry.name.endsWith(".part") && Deno.statSync(`${b.dir}/${entry.name}`).size > 0) {
+        return true;
+      }
+    }
+    return false;
+  };
+  await waitFor(() => b.failed.length > 0 || partial());
   return { sending };
 }
 

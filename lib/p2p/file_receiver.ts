@@ -6,7 +6,7 @@
  * @module
  */
 
-import { createHash, timingSafeEqual } from "node:crypto";
+import { createHash, type Hash, timingSafeEqual } from "node:crypto";
 import type { TimerHandle } from "./clock.ts";
 import type { TransferFailureReason } from "./errors.ts";
 import { errorText, MAX_WINDOW_CHUNKS } from "./file_sender.ts";
@@ -23,8 +23,19 @@ export const TEMP_FILE_SUFFIX = ".part";
 const ACK_EVERY = 2;
 /** Longest an acknowledgement is held back, in ms. */
 const ACK_DELAY_MS = 2;
-/** Read size when hashing the finished temporary file. */
+/** Read size when hashing what is already on disk. */
 const HASH_BLOCK_BYTES = 1 << 20;
+/** Consecutive chunks are gathered into writes of about this size. */
+const RUN_BYTES = 1 << 20;
+/** Write buffers kept for reuse. */
+const POOL_SIZE = 4;
+
+/** A write: `length` bytes of `buffer` at `offset` in the file. */
+interface Run {
+  offset: number;
+  length: number;
+  buffer: Uint8Array;
+}
 
 type State = "waiting" | "opening" | "receiving" | "verifying" | "done" | "failed";
 
@@ -49,7 +60,13 @@ export class FileReceiver extends Session {
   #tickTimer: TimerHandle | undefined;
   #lingerTimer: TimerHandle | undefined;
   #lastProgress = -Infinity;
-  #writes: { offset: number; data: Uint8Array }[] = [];
+  #writes: Run[] = [];
+  /** The run being gathered (chunks that follow each other), not yet queued. */
+  #run: Run | undefined;
+  #pool: Uint8Array[] = [];
+  /** The file is hashed in order: bytes [0, #hashed) are hashed. */
+  #hash: Hash = createHash("sha256");
+  #hashed = 0;
   #writeHead = 0;
   #bufferedBytes = 0;
   #writer: Promise<void> | undefined;
@@ -186,8 +203,7 @@ export class FileReceiver extends Session {
     }
     this.#bytesReceived += payload.length;
     this.#bufferedBytes += payload.length;
-    this.#writes.push({ offset: chunk * this.#chunkSize, data: payload });
-    if (this.#writer === undefined) this.#writer = this.#drainWrites();
+    this.#gather(chunk * this.#chunkSize, payload);
     this.#unacked++;
     if (!inOrder || this.#unacked >= ACK_EVERY || this.#cumulative === this.#chunks) {
       this.#sendAck();
@@ -198,6 +214,36 @@ export class FileReceiver extends Session {
       }, ACK_DELAY_MS);
     }
     this.#emitProgress(false);
+  }
+
+  /** Copies a new chunk into the run it extends (payload is only valid during dispatch). */
+  #gather(offset: number, payload: Uint8Array): void {
+    let run = this.#run;
+    if (
+      run !== undefined &&
+      (offset !== run.offset + run.length || run.length + payload.length > run.buffer.length)
+    ) {
+      this.#flushRun();
+      run = undefined;
+    }
+    if (run === undefined) {
+      const bytes = Math.max(this.#chunkSize, RUN_BYTES - RUN_BYTES % this.#chunkSize);
+      const buffer = this.#pool.pop() ?? new Uint8Array(bytes);
+      run = { offset, length: 0, buffer };
+      this.#run = run;
+    }
+    run.buffer.set(payload, run.length);
+    run.length += payload.length;
+    if (run.length + this.#chunkSize > run.buffer.length) this.#flushRun();
+  }
+
+  /** Queues the run being gathered for writing. */
+  #flushRun(): void {
+    const run = this.#run;
+    if (run === undefined) return;
+    this.#run = undefined;
+    this.#writes.push(run);
+    if (this.#writer === undefined) this.#writer = this.#drainWrites();
   }
 
   #sendAck(): void {
@@ -223,17 +269,34 @@ export class FileReceiver extends Session {
 
   async #drainWrites(): Promise<void> {
     try {
-      while (this.#writeHead < this.#writes.length && this.#state !== "failed") {
-        const { offset, data } = this.#writes[this.#writeHead]!;
+      while (this.#state !== "failed") {
+        if (this.#writeHead >= this.#writes.length) {
+          // Everything queued is on disk: hash what lies behind a filled hole, a block at a time.
+          const onDisk = Math.min(
+            this.#cumulative * this.#chunkSize,
+            this.#size,
+            this.#run?.offset ?? Infinity,
+          );
+          if (onDisk - this.#hashed < HASH_BLOCK_BYTES) break;
+          await this.#hashFromDisk(this.#hashed + HASH_BLOCK_BYTES);
+          continue;
+        }
+        const run = this.#writes[this.#writeHead]!;
         this.#writes[this.#writeHead++] = undefined!;
         const file = this.#file!;
-        if (this.#filePosition !== offset) {
-          await file.seek(offset, Deno.SeekMode.Start);
+        if (this.#filePosition !== run.offset) {
+          await file.seek(run.offset, Deno.SeekMode.Start);
         }
+        const data = run.buffer.subarray(0, run.length);
         let done = 0;
         while (done < data.length) done += await file.write(data.subarray(done));
-        this.#filePosition = offset + data.length;
+        this.#filePosition = run.offset + data.length;
         this.#bufferedBytes -= data.length;
+        if (run.offset === this.#hashed) {
+          this.#hash.update(data);
+          this.#hashed += data.length;
+        }
+        if (this.#pool.length < POOL_SIZE) this.#pool.push(run.buffer);
         if (this.#writeHead > 4096) {
           this.#writes = this.#writes.slice(this.#writeHead);
           this.#writeHead = 0;
@@ -247,26 +310,41 @@ export class FileReceiver extends Session {
     }
   }
 
+  /** Hashes the file as it is on disk from `#hashed` up to `end` (or the end of the file). */
+  async #hashFromDisk(end: number): Promise<void> {
+    const file = this.#file!;
+    const block = this.#pool.pop() ??
+      new Uint8Array(Math.min(HASH_BLOCK_BYTES, Math.max(this.#size, 1)));
+    try {
+      await file.seek(this.#hashed, Deno.SeekMode.Start);
+      this.#filePosition = -1;
+      while (this.#hashed < end) {
+        const n = await file.read(block.subarray(0, Math.min(block.length, end - this.#hashed)));
+        if (n === null) break;
+        this.#hash.update(block.subarray(0, n));
+        this.#hashed += n;
+      }
+    } finally {
+      if (this.#pool.length < POOL_SIZE) this.#pool.push(block);
+    }
+  }
+
   async #verify(expected: Uint8Array): Promise<void> {
     this.#state = "verifying";
     this.#clearTimers();
     try {
+      this.#flushRun();
+      if (this.#writer === undefined && this.#writeHead < this.#writes.length) {
+        this.#writer = this.#drainWrites();
+      }
       while (this.#writer !== undefined) await this.#writer;
       if (this.#state !== "verifying") return;
-      const file = this.#file!;
-      await file.seek(0, Deno.SeekMode.Start);
-      const hash = createHash("sha256");
-      const block = new Uint8Array(Math.min(HASH_BLOCK_BYTES, Math.max(this.#size, 1)));
-      let total = 0;
-      for (;;) {
-        const n = await file.read(block);
-        if (n === null) break;
-        hash.update(block.subarray(0, n));
-        total += n;
-      }
+      // Whatever was not hashed from memory as it was written is hashed from the disk.
+      await this.#hashFromDisk(this.#size);
       if (this.#state !== "verifying") return;
-      const actual = hash.digest();
-      if (total !== this.#size || !timingSafeEqual(actual, expected)) {
+      const file = this.#file!;
+      const actual = this.#hash.digest();
+      if (this.#hashed !== this.#size || !timingSafeEqual(actual, expected)) {
         this.#fail("integrity", "SHA-256 mismatch", true);
         return;
       }

@@ -12,7 +12,14 @@ import { type NodeContext, Session } from "./session.ts";
 import { isLoopback } from "./socket.ts";
 import type { TimerHandle } from "./clock.ts";
 import type { Ticket } from "./ticket.ts";
-import { HEADER_BYTES, type Message, newPacket, PacketType, sealPacket } from "./wire.ts";
+import {
+  HEADER_BYTES,
+  type Message,
+  newPacket,
+  OVERHEAD_BYTES,
+  PacketType,
+  sealPacket,
+} from "./wire.ts";
 
 /** What a finished `sendFile()` reports. */
 export interface TransferResult {
@@ -55,6 +62,14 @@ const PACING_GAIN = 1.25;
 export const MAX_WINDOW_CHUNKS = 8184;
 /** Packet send times remembered for RTT samples. */
 const PN_RING = 8192;
+/** The file is read ahead in blocks of about this size (two buffers: one read while one is sent). */
+const READ_BLOCK_BYTES = 1 << 20;
+/**
+ * Most bytes in flight to a loopback peer. The peer's kernel buffers only about 192 KiB of
+ * datagrams (the default 208 KiB SO_RCVBUF, which Deno cannot raise): anything sent beyond what it
+ * holds while the receiving process is busy (a GC pause, a disk write) is dropped.
+ */
+const LOOPBACK_MAX_IN_FLIGHT_BYTES = 160 * 1024;
 
 /** Drives one outgoing file transfer. Created by `PeerNode.sendFile()`. */
 export class FileSender extends Session {
@@ -62,9 +77,10 @@ export class FileSender extends Session {
   readonly #path: string;
   readonly #started: number;
   #file: Deno.FsFile | undefined;
-  #filePosition = 0;
   #size = 0;
   #chunkSize: number;
+  /** Flow-control cap on datagrams in flight, whatever cwnd says. */
+  #maxInFlight = Infinity;
   #chunks = 0;
   #hash: Hash = createHash("sha256");
   #digest: Uint8Array | undefined;
@@ -89,6 +105,17 @@ export class FileSender extends Session {
   #largestAckedPn = -1;
   #pnSentAt = new Float64Array(PN_RING);
   #lastEchoPn = -1;
+  /** One reusable datagram per window slot; it keeps its chunk for retransmission until acked. */
+  #packets: (Uint8Array | undefined)[] = [];
+
+  // Read-ahead: chunks [#blockFirst, #blockFirst + #blockChunks) are in #block; the next block is
+  // being read into the other buffer meanwhile.
+  #block: Uint8Array = new Uint8Array(0);
+  #blockFirst = 0;
+  #blockChunks = 0;
+  #spare: Uint8Array | undefined;
+  #readAhead: Promise<Uint8Array | Error> | undefined;
+  #readAheadFirst = 0;
 
   // Congestion control and timers.
   #cwnd = INITIAL_CWND;
@@ -115,6 +142,9 @@ export class FileSender extends Session {
     const s = context.settings;
     this.#chunkSize = isLoopback(ticket.address.hostname) ? s.loopbackPayloadBytes : s.payloadBytes;
     this.#rto = s.initialRtoMs;
+    if (isLoopback(ticket.address.hostname)) {
+      this.#maxInFlight = Math.max(4, Math.floor(LOOPBACK_MAX_IN_FLIGHT_BYTES / this.#chunkSize));
+    }
   }
 
   /** Runs the transfer to the end; resolves once the receiver saved the file. */
@@ -260,7 +290,7 @@ export class FileSender extends Session {
       if (now >= this.#lossDeadline) this.#detectLoss(now);
       if (this.#inFlight > 0 && now >= this.#rtoDeadline) this.#onRto(now);
       const chunk = this.#pickChunk();
-      if (chunk >= 0 && this.#inFlight < Math.floor(this.#cwnd)) {
+      if (chunk >= 0 && this.#inFlight < Math.min(Math.floor(this.#cwnd), this.#maxInFlight)) {
         const wait = this.#pacingDelay(now);
         if (wait > 0) {
           await this.#wait(wait);
@@ -329,27 +359,35 @@ export class FileSender extends Session {
   async #sendChunk(chunk: number): Promise<void> {
     const size = this.#chunkSize;
     const length = chunk === this.#chunks - 1 ? this.#size - chunk * size : size;
-    const pn = this.nextPacketNumber();
-    const packet = newPacket(PacketType.DATA, this.direction, this.idBytes, pn, 4 + length);
-    new DataView(packet.buffer).setUint32(HEADER_BYTES, chunk);
-    const payload = packet.subarray(HEADER_BYTES + 4, HEADER_BYTES + 4 + length);
-    try {
-      await this.#readAt(chunk * size, payload);
-    } catch (error) {
-      this.fail("disk-error", errorText(error), true);
-      return;
-    }
-    if (this.#failure !== undefined) return;
-    const first = chunk === this.#nextNew;
     const slot = chunk % this.#window;
-    // An ACK may have arrived while reading: a lost chunk may meanwhile be acknowledged.
-    if (!first && (chunk < this.#cumulative || this.#state[slot] !== LOST)) return;
+    const first = chunk === this.#nextNew;
+    let buffer = this.#packets[slot];
     if (first) {
-      this.#hash.update(payload);
+      if (chunk >= this.#blockFirst + this.#blockChunks) {
+        try {
+          await this.#nextBlock();
+        } catch (error) {
+          this.fail("disk-error", errorText(error), true);
+          return;
+        }
+        if (this.#failure !== undefined) return;
+      }
+      if (buffer === undefined) {
+        buffer = newPacket(PacketType.DATA, this.direction, this.idBytes, 0, 4 + size);
+        this.#packets[slot] = buffer;
+      }
+      const from = (chunk - this.#blockFirst) * size;
+      buffer.set(this.#block.subarray(from, from + length), HEADER_BYTES + 4);
+      new DataView(buffer.buffer).setUint32(HEADER_BYTES, chunk);
       this.#nextNew++;
     } else {
+      // Only a lost chunk inside the window is resent; its datagram is still in its slot.
+      if (chunk < this.#cumulative || this.#state[slot] !== LOST || buffer === undefined) return;
       this.#retransmissions++;
     }
+    const packet = length === size ? buffer : buffer.subarray(0, OVERHEAD_BYTES + 4 + length);
+    const pn = this.nextPacketNumber();
+    new DataView(buffer.buffer).setUint32(20, pn);
     sealPacket(this.key, packet);
     const now = this.context.clock.now();
     this.#state[slot] = IN_FLIGHT;
@@ -364,22 +402,46 @@ export class FileSender extends Session {
     await this.context.send(packet, this.peerAddress);
   }
 
-  async #readAt(offset: number, into: Uint8Array): Promise<void> {
-    const file = this.#file!;
-    if (this.#filePosition !== offset) {
-      await file.seek(offset, Deno.SeekMode.Start);
-      this.#filePosition = offset;
+  /** Moves to the next read-ahead block (hashing it: blocks come in file order). */
+  async #nextBlock(): Promise<void> {
+    const first = this.#blockFirst + this.#blockChunks;
+    if (this.#readAhead === undefined || this.#readAheadFirst !== first) {
+      this.#startReadAhead(first);
     }
+    const block = await this.#readAhead!;
+    this.#readAhead = undefined;
+    if (block instanceof Error) throw block;
+    if (this.#block.length > 0) this.#spare = this.#block;
+    this.#block = block;
+    this.#blockFirst = first;
+    this.#blockChunks = Math.ceil(block.length / this.#chunkSize);
+    this.#hash.update(block);
+    const next = first + this.#blockChunks;
+    if (next < this.#chunks) this.#startReadAhead(next);
+  }
+
+  #startReadAhead(first: number): void {
+    const perBlock = Math.max(1, Math.floor(READ_BLOCK_BYTES / this.#chunkSize));
+    const offset = first * this.#chunkSize;
+    const bytes = Math.min(perBlock * this.#chunkSize, this.#size - offset);
+    const spare = this.#spare;
+    this.#spare = undefined;
+    const into = spare !== undefined && spare.buffer.byteLength >= bytes
+      ? new Uint8Array(spare.buffer, 0, bytes)
+      : new Uint8Array(bytes);
+    this.#readAheadFirst = first;
+    this.#readAhead = this.#readFull(into).then(() => into, (error) => toError(error));
+  }
+
+  /** Reads exactly `into.length` bytes from the current position (reads are sequential). */
+  async #readFull(into: Uint8Array): Promise<void> {
+    const file = this.#file!;
     let done = 0;
     while (done < into.length) {
       const n = await file.read(into.subarray(done));
-      if (n === null) {
-        this.#filePosition = -1;
-        throw new Error(`${this.#path} shrank while being sent`);
-      }
+      if (n === null) throw new Error(`${this.#path} shrank while being sent`);
       done += n;
     }
-    this.#filePosition = offset + into.length;
   }
 
   #onAck(cumulative: number, echoPn: number, ackDelayUs: number, bitmap: Uint8Array): void {
@@ -556,6 +618,10 @@ export class FileSender extends Session {
     this.#waitTimer = undefined;
     this.#waiter = undefined;
   }
+}
+
+function toError(error: unknown): Error {
+  return error instanceof Error ? error : new Error(String(error));
 }
 
 /** The message of an unknown thrown value. */

@@ -92,7 +92,8 @@ export class LossySocket implements DatagramSocket {
     if (this.#held === undefined && this.#random() < (o.reorder ?? 0)) {
       // Hold this one back; it goes out right after the next datagram.
       this.stats.reordered++;
-      this.#held = { data: bytes, to };
+      // Copied: the caller may reuse its buffer once send() resolved.
+      this.#held = { data: bytes === data ? data.slice() : bytes, to };
       if (copies === 2) await this.#deliver(bytes, to);
       return;
     }
@@ -121,6 +122,11 @@ export class LossySocket implements DatagramSocket {
 
   receive(): Promise<Datagram | null> {
     return this.#inner.receive();
+  }
+
+  receiveInto(buffer: Uint8Array): Promise<Datagram | null> {
+    const inner = this.#inner;
+    return inner.receiveInto === undefined ? inner.receive() : inner.receiveInto(buffer);
   }
 
   close(): void {

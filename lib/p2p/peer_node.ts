@@ -31,6 +31,9 @@ import type { Datagram, DatagramSocket } from "./socket.ts";
 import type { PeerAddress, Ticket } from "./ticket.ts";
 import { decodeBody, parseHeader, verifyPacket } from "./wire.ts";
 
+/** Receive buffer: more than the largest UDP payload (65,507 bytes). */
+const RECEIVE_BUFFER_BYTES = 65536;
+
 /** Options of a {@linkcode PeerNode}; every timer and size of {@linkcode EngineSettings} may be overridden. */
 export interface PeerNodeOptions extends Partial<EngineSettings> {
   /** Where received files are saved (it must exist). */
@@ -239,10 +242,18 @@ export class PeerNode {
   }
 
   async #receiveLoop(): Promise<void> {
+    const socket = this.#socket;
+    // One buffer for every datagram when the socket can receive into it: dispatch is synchronous
+    // and sessions copy what they keep.
+    const buffer = socket.receiveInto === undefined
+      ? undefined
+      : new Uint8Array(RECEIVE_BUFFER_BYTES);
     for (;;) {
       let datagram: Datagram | null;
       try {
-        datagram = await this.#socket.receive();
+        datagram = buffer === undefined
+          ? await socket.receive()
+          : await socket.receiveInto!(buffer);
       } catch {
         if (this.#closed) return;
         continue;

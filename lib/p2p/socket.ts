@@ -21,6 +21,12 @@ export interface DatagramSocket {
   send(data: Uint8Array, to: PeerAddress): Promise<void>;
   /** Waits for the next datagram; resolves `null` once the socket is closed. */
   receive(): Promise<Datagram | null>;
+  /**
+   * Optional fast path of `receive()`: receives into `buffer` (65,536 bytes or more) and returns a
+   * datagram whose `data` is a view of it, valid only until the next call. Saves allocating (and
+   * garbage collecting) a buffer per datagram.
+   */
+  receiveInto?(buffer: Uint8Array): Promise<Datagram | null>;
   /** Closes the socket; a pending `receive()` resolves `null`. Idempotent. */
   close(): void;
 }
@@ -55,10 +61,18 @@ export class UdpSocket implements DatagramSocket {
     await this.#conn.send(data, { transport: "udp", hostname: to.hostname, port: to.port });
   }
 
-  async receive(): Promise<Datagram | null> {
+  receive(): Promise<Datagram | null> {
+    return this.#receive(undefined);
+  }
+
+  receiveInto(buffer: Uint8Array): Promise<Datagram | null> {
+    return this.#receive(buffer);
+  }
+
+  async #receive(buffer: Uint8Array | undefined): Promise<Datagram | null> {
     while (!this.#closed) {
       try {
-        const [data, addr] = await this.#conn.receive();
+        const [data, addr] = await this.#conn.receive(buffer);
         const net = addr as Deno.NetAddr;
         return { data, from: { hostname: net.hostname, port: net.port } };
       } catch (error) {
