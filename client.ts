@@ -5,6 +5,8 @@
 import process from "node:process";
 import { isExit, parseClientArgs } from "./lib/cli.ts";
 import { runClient } from "./lib/client_app.ts";
+import { p2pExtension } from "./lib/client_p2p.ts";
+import { UdpSocket } from "./lib/p2p/mod.ts";
 import { PlainTerminal, TtyTerminal } from "./lib/terminal.ts";
 import { tcpConnection } from "./lib/transport.ts";
 
@@ -23,9 +25,15 @@ async function main(): Promise<number> {
     if (args.stderr) console.error(args.stderr.trimEnd());
     return args.exit;
   }
-  let udp: Deno.DatagramConn;
   try {
-    udp = Deno.listenDatagram({ transport: "udp", hostname: "0.0.0.0", port: args.udpPort });
+    if (!(await Deno.stat(args.downloadDir)).isDirectory) throw new Error("not a directory");
+  } catch {
+    console.error(`Download directory ${args.downloadDir} does not exist or is not a directory`);
+    return 2;
+  }
+  let udp: UdpSocket;
+  try {
+    udp = new UdpSocket({ hostname: "0.0.0.0", port: args.udpPort });
   } catch (error) {
     console.error(`Cannot listen on UDP port ${args.udpPort}: ${(error as Error).message}`);
     return 1;
@@ -42,18 +50,20 @@ async function main(): Promise<number> {
     udp.close();
     return 1;
   }
-  const udpPort = (udp.addr as Deno.NetAddr).port;
   const terminal = Deno.stdin.isTerminal()
     ? new TtyTerminal(process.stdin, process.stdout, { colour: !Deno.env.get("NO_COLOR") })
     : new PlainTerminal(Deno.stdin.readable, writeStdout);
   if (terminal instanceof PlainTerminal) {
     Deno.addSignalListener("SIGINT", () => terminal.interrupt());
   }
-  try {
-    return await runClient({ conn: tcpConnection(conn), terminal, udpPort });
-  } finally {
-    udp.close();
-  }
+  // The engine owns the UDP socket from here and closes it when the client ends.
+  const extension = p2pExtension({ socket: udp, terminal, downloadDir: args.downloadDir });
+  return await runClient({
+    conn: tcpConnection(conn),
+    terminal,
+    udpPort: udp.localAddress.port,
+    extension,
+  });
 }
 
 if (import.meta.main) Deno.exit(await main());

@@ -12,8 +12,12 @@ export interface Terminal {
   readLine(prompt: string): Promise<string | null>;
   /** Like readLine, without echo on a real terminal. */
   readSecret(prompt: string): Promise<string | null>;
+  /** Whether this is a real terminal (line editing, a status line) rather than a pipe. */
+  readonly interactive: boolean;
   /** Prints a line above whatever the user is typing. */
   print(line: string, style?: "error" | "event"): void;
+  /** Shows (or, with null, stops updating) a status line such as a progress bar. */
+  status(text: string | null): void;
   /** Stops reading input (pending reads resolve null). */
   close(): void;
 }

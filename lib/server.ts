@@ -32,6 +32,9 @@ import { Session } from "./session.ts";
 import type { Connection } from "./transport.ts";
 import { UserLog } from "./user_log.ts";
 import { Mailbox } from "./mailbox.ts";
+import { issueTickets } from "./p2p/mod.ts";
+import { PrivateSessions } from "./private_sessions.ts";
+import { udpAddress } from "./handlers/p2p.ts";
 
 /** The server's name and version, sent in `hello` and printed by `--version`. */
 export const SERVER_AGENT = "toom-server/1.0.0";
@@ -69,6 +72,8 @@ export interface ServerConfig {
 export type EndReason = "out" | "lost" | "timeout" | "replaced" | "shutdown";
 
 const HEARTBEAT_TIMEOUT_MS = 45_000;
+/** How long a private-messaging request waits for its y/n. */
+const ASK_TIMEOUT_MS = 60_000;
 
 /** The chat server. */
 export class ChatServer {
@@ -78,6 +83,7 @@ export class ChatServer {
   readonly guard: LoginGuard;
   readonly relations = new Relations();
   readonly mailbox: Mailbox;
+  readonly privates = new PrivateSessions();
   /** Logged-in sessions by username. */
   readonly online = new Map<string, Session>();
   /** When each user last left, for `whoelsesince`. */
@@ -415,6 +421,24 @@ export class ChatServer {
     // The userlog is up to date before anyone is told, so what they see matches the file.
     await this.userLog.remove(user);
     this.#presence(user, "logged out");
+    for (const { peer, ticketId } of this.privates.closeAll(user)) {
+      this.online.get(peer)?.send({
+        t: "event",
+        kind: "private-stop",
+        lines: [`Private messaging with ${user} ended (${user} logged out)`],
+        data: { peer: user, ticketId },
+      });
+    }
+    for (const ask of this.privates.dropAsks(user)) {
+      if (ask.from !== user) {
+        this.online.get(ask.from)?.send({
+          t: "event",
+          kind: "notice",
+          lines: [`${ask.to} did not answer the private messaging request`],
+          data: { peer: ask.to },
+        });
+      }
+    }
   }
 
   async #onCommand(session: Session, frame: { id: number; line: string }): Promise<void> {
@@ -531,9 +555,70 @@ export class ChatServer {
   }
 
   #onAnswer(session: Session, frame: { id: number; ask: number; yes: boolean }): void {
-    this.#reply(session, frame.id, false, ["There is no question waiting for an answer."], {
-      code: "not-allowed",
+    if (session.stage !== "active") {
+      return this.#reply(session, frame.id, false, ["Please log in first."], {
+        code: "not-allowed",
+      });
+    }
+    session.lastActive = this.clock.now();
+    const ask = this.privates.takeAsk(frame.ask, session.user);
+    if (!ask) {
+      return this.#reply(session, frame.id, false, ["That request is no longer waiting."], {
+        code: "not-allowed",
+      });
+    }
+    const requester = this.online.get(ask.from);
+    if (!requester || !this.relations.canReach(ask.from, ask.to)) {
+      return this.#reply(session, frame.id, false, [`${ask.from} is no longer available.`], {
+        code: "failed",
+      });
+    }
+    if (!frame.yes) {
+      this.#reply(session, frame.id, true, []);
+      requester.send({
+        t: "event",
+        kind: "notice",
+        lines: [`${ask.to} declined private messaging`],
+        data: { peer: ask.to },
+      });
+      return;
+    }
+    const [forRequester, forTarget] = issueTickets({
+      kind: "chat",
+      from: ask.from,
+      to: ask.to,
+      fromAddress: udpAddress(requester),
+      toAddress: udpAddress(session),
     });
+    this.privates.open(ask.from, ask.to, forRequester.id);
+    this.config.logger.info(`${ask.from} and ${ask.to} started private messaging.`);
+    this.#reply(session, frame.id, true, []);
+    session.send({
+      t: "event",
+      kind: "ticket",
+      lines: [`Start private messaging with ${ask.from}`],
+      data: { ticket: forTarget },
+    });
+    requester.send({
+      t: "event",
+      kind: "ticket",
+      lines: [`Start private messaging with ${ask.to}`],
+      data: { ticket: forRequester },
+    });
+  }
+
+  /** Ends the private session between two users, if any, telling both (`why` may be ""). */
+  endPrivate(a: string, b: string, why: string): void {
+    const ticketId = this.privates.close(a, b);
+    if (!ticketId) return;
+    for (const [user, peer] of [[a, b], [b, a]] as const) {
+      this.online.get(user)?.send({
+        t: "event",
+        kind: "private-stop",
+        lines: [`Private messaging with ${peer} ended${why ? ` (${why})` : ""}`],
+        data: { peer, ticketId },
+      });
+    }
   }
 
   /**
@@ -560,6 +645,14 @@ export class ChatServer {
       } else if (now - session.lastHeard >= silentFor) {
         this.#drop(session, `No heartbeat for ${Math.round(silentFor / 1000)} s`);
       }
+    }
+    for (const ask of this.privates.expireAsks(now - ASK_TIMEOUT_MS)) {
+      this.online.get(ask.from)?.send({
+        t: "event",
+        kind: "notice",
+        lines: [`${ask.to} did not answer the private messaging request`],
+        data: { peer: ask.to },
+      });
     }
     await Promise.all(work);
   }

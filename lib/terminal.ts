@@ -15,6 +15,7 @@ export type WriteText = (text: string) => void;
  * prompt on its own line so every output line stands alone.
  */
 export class PlainTerminal implements Terminal {
+  readonly interactive = false;
   readonly #write: WriteText;
   readonly #lines: AsyncIterator<string>;
   readonly #interrupted: Promise<null>;
@@ -47,6 +48,9 @@ export class PlainTerminal implements Terminal {
     this.#write(line + "\n");
   }
 
+  /** Pipes get no status line; progress is printed as a few plain lines instead. */
+  status(): void {}
+
   close(): void {
     this.#closed = true;
   }
@@ -72,12 +76,15 @@ const STYLES = { error: "\x1b[31m", event: "\x1b[36m" } as const;
  * log out, and lines printed while the user types appear above the prompt without mangling it.
  */
 export class TtyTerminal implements Terminal {
+  readonly interactive = true;
   readonly #rl: readline.Interface;
   readonly #output: Writable;
   readonly #colour: boolean;
   #waiting: ((line: string | null) => void) | undefined;
   #muted = false;
   #closed = false;
+  /** Whether the line above the prompt is a status line that the next status may redraw. */
+  #statusShown = false;
 
   constructor(input: Readable, output: Writable, options: { colour: boolean }) {
     this.#output = output;
@@ -132,7 +139,24 @@ export class TtyTerminal implements Terminal {
     });
   }
 
+  status(text: string | null): void {
+    if (text === null || this.#muted || this.#closed) {
+      this.#statusShown = false;
+      return;
+    }
+    // The status line sits just above the prompt; redraw it in place, then the prompt.
+    if (this.#statusShown) readline.moveCursor(this.#output, 0, -1);
+    readline.cursorTo(this.#output, 0);
+    readline.clearLine(this.#output, 0);
+    this.#output.write(text + "\n");
+    readline.clearLine(this.#output, 0);
+    if (this.#waiting) this.#rl.prompt(true);
+    this.#statusShown = true;
+  }
+
   print(line: string, style?: "error" | "event"): void {
+    // A printed line goes below the status line, which then stays as it was last drawn.
+    this.#statusShown = false;
     const text = style && this.#colour ? `${STYLES[style]}${line}\x1b[0m` : line;
     if (this.#waiting && !this.#muted) {
       readline.clearLine(this.#output, 0);

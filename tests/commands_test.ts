@@ -80,12 +80,8 @@ Deno.test("every server command has a handler and every handler a server command
   }
 });
 
-// BUG: the spec (section 4) lists UPD, startprivate (alias getaddress), private and
-// stopprivate as commands that `help` must show, but COMMANDS has no entry for them, so
-// helpLines() omits them and findCommand() does not know them. (They may be in progress.)
 Deno.test({
   name: "COMMANDS includes every command the spec lists",
-  ignore: true,
   fn() {
     for (
       const word of [

@@ -81,7 +81,8 @@ Deno.test({
 
     await hans.type("RDM 01 Jan 2000 00:00:00");
     hat = await hans.waitFor(`#1; yoda: "Hello, edited" edited at ${edited}.`, hat);
-    assert.match(hans.stdout, /#2; hans: "Hi there" posted at /);
+    // The reply's lines may arrive in separate reads; wait for the second one too.
+    await hans.waitFor(/#2; hans: "Hi there" posted at /);
 
     await yoda.type(`DLT #1 ${edited}`);
     at = await yoda.waitFor(/Message #1 deleted at .*\.\n/, at);
@@ -213,9 +214,11 @@ Deno.test({
     await vader.type("broadcast I am your father");
     await vader.waitFor("Your message could not be delivered to some recipients");
     await yoda.waitFor("vader: I am your father");
+    const before = vader.stdout.length;
     await vader.type("whoelse");
-    const at = await vader.waitFor("yoda");
-    assert.doesNotMatch(vader.stdout.slice(at - 200), /^hans$/m);
+    const listed = await vader.waitFor(/^yoda\n/m, before);
+    const end = await vader.waitFor("Enter one of the following commands", listed);
+    assert.doesNotMatch(vader.stdout.slice(before, end), /^hans$/m);
 
     const obiwan = await loggedInClient(server, "obiwan", "hellothere");
     await obiwan.waitFor("yoda: meet me on Dagobah");
@@ -264,6 +267,95 @@ Deno.test({
     const again = await loggedInClient(server, "rey", "jedi2");
     await again.type("OUT");
     assert.equal(await again.exit(), 0);
+    await server.stop();
+  },
+});
+
+Deno.test({
+  name:
+    "UPD sends a file peer to peer, saved as <sender>_<file>, byte-identical, never overwriting",
+  ...e2e,
+  async fn() {
+    const server = await startServerProgram(CREDENTIALS);
+    const yoda = await loggedInClient(server, "yoda", "jedi");
+    const hans = await loggedInClient(server, "hans", "falcon");
+    const content = crypto.getRandomValues(new Uint8Array(65536)).map((b, i) => b ^ i);
+    const big = new Uint8Array(3 * 1024 * 1024 + 7);
+    for (let i = 0; i < big.length; i += content.length) {
+      big.set(content.slice(0, big.length - i), i);
+    }
+    await Deno.writeFile(`${yoda.dir}/report.bin`, big);
+    await Deno.writeTextFile(`${hans.dir}/yoda_report.bin`, "already here");
+
+    await yoda.type("UPD hans report.bin");
+    await yoda.waitFor("report.bin has been uploaded");
+    await hans.waitFor("Received report.bin from yoda");
+    assert.equal(await Deno.readTextFile(`${hans.dir}/yoda_report.bin`), "already here");
+    assert.deepEqual(await Deno.readFile(`${hans.dir}/yoda_report-1.bin`), big);
+    assert.deepEqual((await Array.fromAsync(Deno.readDir(hans.dir))).map((e) => e.name).sort(), [
+      "yoda_report-1.bin",
+      "yoda_report.bin",
+    ]);
+
+    let at = yoda.stdout.length;
+    await yoda.type("UPD hans missing.txt");
+    at = await yoda.waitFor("Error. File missing.txt does not exist", at);
+    await yoda.type("UPD obiwan report.bin");
+    at = await yoda.waitFor("obiwan is offline", at);
+    await Deno.writeFile(`${yoda.dir}/empty.txt`, new Uint8Array());
+    await yoda.type("UPD hans empty.txt");
+    await hans.waitFor("Received empty.txt from yoda");
+    assert.equal((await Deno.stat(`${hans.dir}/yoda_empty.txt`)).size, 0);
+
+    for (const client of [yoda, hans]) await client.type("OUT");
+    for (const client of [yoda, hans]) assert.equal(await client.exit(), 0);
+    await server.stop();
+  },
+});
+
+Deno.test({
+  name:
+    "private messaging with consent given, refused, stopped, and relayed when the peer is unreachable",
+  ...e2e,
+  async fn() {
+    const server = await startServerProgram(CREDENTIALS);
+    const yoda = await loggedInClient(server, "yoda", "jedi");
+    const hans = await loggedInClient(server, "hans", "falcon");
+    const vader = await loggedInClient(server, "vader", "sithlord");
+
+    await yoda.type("private hans too early");
+    await yoda.waitFor("Error. Private messaging to hans not enabled");
+
+    await yoda.type("startprivate vader");
+    await vader.waitFor("yoda would like to private message, enter y or n:");
+    await vader.type("n");
+    await yoda.waitFor("vader declined private messaging");
+
+    await yoda.type("startprivate hans");
+    await hans.waitFor("yoda would like to private message, enter y or n:");
+    await hans.type("y");
+    await yoda.waitFor("Start private messaging with hans");
+    await yoda.type("private hans the secret plans");
+    await hans.waitFor("yoda(private): the secret plans");
+    await hans.type("private yoda received");
+    await yoda.waitFor("hans(private): received");
+    assert.doesNotMatch(server.program.stdout, /secret plans/);
+
+    // A peer that cannot answer: the message goes through the server instead.
+    hans.kill("SIGSTOP");
+    let at = yoda.stdout.length;
+    await yoda.type("private hans are you there");
+    at = await yoda.waitFor("could not be reached directly", at, 20_000);
+    hans.kill("SIGCONT");
+    await hans.waitFor("yoda: are you there");
+
+    await hans.type("stopprivate yoda");
+    await yoda.waitFor("hans stopped private messaging with you");
+    await yoda.type("private hans still there?");
+    await yoda.waitFor("Error. Private messaging to hans not enabled", at);
+
+    for (const client of [yoda, hans, vader]) await client.type("OUT");
+    for (const client of [yoda, hans, vader]) assert.equal(await client.exit(), 0);
     await server.stop();
   },
 });

@@ -115,7 +115,11 @@ export class TestClient {
 
   /** Resolves with the first event (seen already or still to come) that contains `text`. */
   waitFor(text: string): Promise<EventFrame> {
-    const match = (event: EventFrame) => event.lines.some((line) => line.includes(text));
+    return this.waitForEvent((event) => event.lines.some((line) => line.includes(text)));
+  }
+
+  /** Resolves with the first event (seen already or still to come) that `match` accepts. */
+  waitForEvent(match: (event: EventFrame) => boolean): Promise<EventFrame> {
     const seen = this.events.find(match);
     if (seen) return Promise.resolve(seen);
     return new Promise((resolve) => this.#waiters.push({ match, resolve }));

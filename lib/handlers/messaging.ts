@@ -57,6 +57,9 @@ export function broadcast(context: CommandContext, args: Args): string[] {
 export async function blockUser(context: CommandContext, args: Args): Promise<string[]> {
   await requireOtherUser(context, args.user, "block");
   context.server.relations.block(context.user, args.user);
+  // A blocked user may not message the blocker privately either, so a session between them ends.
+  // The reason is not given: a blocked user is not told who blocked them.
+  context.server.endPrivate(context.user, args.user, "");
   context.server.config.logger.info(`${context.user} blocked ${args.user}.`);
   return [`${args.user} is blocked`];
 }

@@ -3,6 +3,7 @@ import { helpLines } from "../commands.ts";
 import { deleteMessage, editMessage, postMessage, readMessages } from "./board.ts";
 import type { Handler } from "./context.ts";
 import { blockUser, broadcast, directMessage, unblockUser } from "./messaging.ts";
+import { startPrivate, stopPrivate, upload } from "./p2p.ts";
 import { activeUsers, logOut, whoElse, whoElseSince } from "./presence.ts";
 
 /** Handlers by canonical command name. */
@@ -19,5 +20,8 @@ export const HANDLERS: Readonly<Record<string, Handler>> = {
   whoelsesince: whoElseSince,
   block: blockUser,
   unblock: unblockUser,
+  UPD: upload,
+  startprivate: startPrivate,
+  stopprivate: stopPrivate,
   help: () => helpLines(),
 };
