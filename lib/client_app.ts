@@ -104,7 +104,7 @@ export async function runClient(options: ClientOptions): Promise<number> {
     sessionRef = session;
     options.extension?.loggedIn?.(session);
     while (true) {
-      const line = await orEnd(terminal.readLine(COMMAND_PROMPT + " "));
+      const line = await orEnd(terminal.readLine(COMMAND_PROMPT));
       if (isOutcome(line)) return line.exit;
       const command = line === null ? "OUT" : line.trim();
       if (command === "") continue;

@@ -11,8 +11,8 @@ import type { Terminal } from "./client_app.ts";
 export type WriteText = (text: string) => void;
 
 /**
- * For pipes and files: reads lines in order, prints plain lines (no ANSI), and shows each
- * prompt on its own line so every output line stands alone.
+ * For pipes and files: reads lines in order, prints plain lines (no ANSI), and ends each
+ * prompt with a newline so every output line stands alone.
  */
 export class PlainTerminal implements Terminal {
   readonly interactive = false;
@@ -35,7 +35,8 @@ export class PlainTerminal implements Terminal {
 
   async readLine(prompt: string): Promise<string | null> {
     if (this.#closed) return null;
-    this.#write(prompt.trimEnd() + "\n");
+    // The prompt exactly as a terminal would show it, then a newline so output stays line-based.
+    this.#write(prompt + "\n");
     const next = await Promise.race([this.#lines.next(), this.#interrupted]);
     return next === null || next.done ? null : next.value;
   }
@@ -119,7 +120,7 @@ export class TtyTerminal implements Terminal {
     if (this.#closed) return Promise.resolve(null);
     return new Promise((resolve) => {
       this.#waiting = resolve;
-      this.#rl.setPrompt(prompt);
+      this.#rl.setPrompt(prompt.endsWith(" ") ? prompt : prompt + " ");
       this.#rl.prompt();
     });
   }

@@ -107,7 +107,7 @@ Deno.test({
 
     // Three wrong passwords block vader; the right one is refused until the block ends.
     const vader = await startClientProgram(server);
-    await vader.waitFor("Username:");
+    await vader.waitFor("Username: \n");
     await vader.type("vader");
     for (let i = 0; i < 2; i++) {
       await vader.type("wrong");

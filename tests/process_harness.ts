@@ -193,11 +193,11 @@ export async function loggedInClient(
   extra: string[] = [],
 ): Promise<Program & { dir: string }> {
   const client = await startClientProgram(server, extra);
-  await client.waitFor("Username:");
+  await client.waitFor("Username: \n");
   await client.type(user);
-  await client.waitFor("Password:");
+  await client.waitFor("Password: \n");
   await client.type(password);
   await client.waitFor("Welcome to TOOM!");
-  await client.waitFor("Enter one of the following commands");
+  await client.waitFor("Enter one of the following commands (MSG, DLT, EDT, RDM, ATU, OUT, UPD), or help:\n");
   return client;
 }
