@@ -25,13 +25,11 @@ export interface TestServer {
   close(): Promise<void>;
 }
 
-/** Builds and starts a server; `overrides` replace any config field. */
-export async function startServer(overrides: Partial<ServerConfig> = {}): Promise<TestServer> {
+/** A server config on memory files, a fake clock and a cheap hash; `overrides` win. */
+export function testConfig(overrides: Partial<ServerConfig> = {}): ServerConfig {
   const files = new MemoryFiles();
   files.contents.set("credentials.txt", CREDENTIALS);
-  const clock = new FakeClock();
-  const logger = new MemoryLogger();
-  const server = new ChatServer({
+  return {
     maxFailures: 3,
     blockDurationMs: 10_000,
     inactivityMs: 0,
@@ -41,11 +39,20 @@ export async function startServer(overrides: Partial<ServerConfig> = {}): Promis
     userLogPath: "userlog.txt",
     messageLogPath: "messagelog.txt",
     files,
-    clock,
-    logger,
+    clock: new FakeClock(),
+    logger: new MemoryLogger(),
     hashCost: { N: 1024, r: 8, p: 1 },
     ...overrides,
-  });
+  };
+}
+
+/** Builds and starts a server; `overrides` replace any config field. */
+export async function startServer(overrides: Partial<ServerConfig> = {}): Promise<TestServer> {
+  const files = new MemoryFiles();
+  files.contents.set("credentials.txt", CREDENTIALS);
+  const clock = new FakeClock();
+  const logger = new MemoryLogger();
+  const server = new ChatServer(testConfig({ files, clock, logger, ...overrides }));
   await server.start();
   const clients: TestClient[] = [];
   let port = 50000;

@@ -198,6 +198,8 @@ export async function loggedInClient(
   await client.waitFor("Password: \n");
   await client.type(password);
   await client.waitFor("Welcome to TOOM!");
-  await client.waitFor("Enter one of the following commands (MSG, DLT, EDT, RDM, ATU, OUT, UPD), or help:\n");
+  await client.waitFor(
+    "Enter one of the following commands (MSG, DLT, EDT, RDM, ATU, OUT, UPD), or help:\n",
+  );
   return client;
 }

@@ -3,13 +3,12 @@
  * touch the files, or affect other users.
  */
 import assert from "node:assert/strict";
-import { FakeClock } from "../lib/clock.ts";
 import { MemoryFiles } from "../lib/files.ts";
 import { MemoryLogger } from "../lib/logger.ts";
 import { ChatServer, type ServerConfig } from "../lib/server.ts";
 import { serveTcp } from "../lib/tcp_server.ts";
 import { tcpConnection } from "../lib/transport.ts";
-import { CREDENTIALS, TestClient } from "./harness.ts";
+import { CREDENTIALS, TestClient, testConfig } from "./harness.ts";
 
 interface TcpFixture {
   port: number;
@@ -23,20 +22,7 @@ async function tcpServer(overrides: Partial<ServerConfig> = {}): Promise<TcpFixt
   const files = new MemoryFiles();
   files.contents.set("credentials.txt", CREDENTIALS);
   const logger = new MemoryLogger();
-  const server = new ChatServer({
-    maxFailures: 3,
-    blockDurationMs: 10_000,
-    inactivityMs: 0,
-    allowRegister: false,
-    duplicateLogin: "deny",
-    credentialsPath: "credentials.txt",
-    userLogPath: "userlog.txt",
-    messageLogPath: "messagelog.txt",
-    files,
-    clock: new FakeClock(),
-    logger,
-    ...overrides,
-  });
+  const server = new ChatServer(testConfig({ files, logger, ...overrides }));
   await server.start();
   const controller = new AbortController();
   const listening = serveTcp(server, { hostname: "127.0.0.1", port: 0, signal: controller.signal });

@@ -11,7 +11,7 @@ import type { TimerHandle } from "./clock.ts";
 import type { TransferFailureReason } from "./errors.ts";
 import { errorText, MAX_WINDOW_CHUNKS } from "./file_sender.ts";
 import { joinPath, moveIntoPlace, receivedFileName, safeBaseName } from "./safe_name.ts";
-import { type NodeContext, Session } from "./session.ts";
+import { type NodeContext, reportProgress, Session } from "./session.ts";
 import type { Ticket } from "./ticket.ts";
 import { type Header, MAX_ACK_BITMAP_BYTES, type Message, PacketType } from "./wire.ts";
 
@@ -59,7 +59,7 @@ export class FileReceiver extends Session {
   #ackTimer: TimerHandle | undefined;
   #tickTimer: TimerHandle | undefined;
   #lingerTimer: TimerHandle | undefined;
-  #lastProgress = -Infinity;
+  readonly #progressThrottle = { last: -Infinity };
   #writes: Run[] = [];
   /** The run being gathered (chunks that follow each other), not yet queued. */
   #run: Run | undefined;
@@ -451,17 +451,19 @@ export class FileReceiver extends Session {
   }
 
   #emitProgress(final: boolean): void {
-    const now = this.context.clock.now();
-    if (!final && now - this.#lastProgress < this.context.settings.progressIntervalMs) return;
-    this.#lastProgress = now;
-    this.context.emit("onProgress", {
-      ticketId: this.ticket.id,
-      direction: "receive",
-      peer: this.ticket.peer,
-      fileName: this.#fileName,
-      bytesDone: this.#bytesReceived,
-      bytesTotal: this.#size,
-      elapsedMs: now - this.#started,
-    });
+    reportProgress(
+      this.context,
+      this.#progressThrottle,
+      {
+        ticketId: this.ticket.id,
+        direction: "receive",
+        peer: this.ticket.peer,
+        fileName: this.#fileName,
+        bytesDone: this.#bytesReceived,
+        bytesTotal: this.#size,
+      },
+      this.#started,
+      final,
+    );
   }
 }

@@ -8,7 +8,7 @@
 
 import { createHash, type Hash } from "node:crypto";
 import { TransferError, type TransferFailureReason } from "./errors.ts";
-import { type NodeContext, Session } from "./session.ts";
+import { type NodeContext, reportProgress, Session } from "./session.ts";
 import { isLoopback } from "./socket.ts";
 import type { TimerHandle } from "./clock.ts";
 import type { Ticket } from "./ticket.ts";
@@ -128,7 +128,7 @@ export class FileSender extends Session {
   #lossDeadline = Infinity;
   #tokens = INITIAL_CWND;
   #tokensAt = 0;
-  #lastProgress = -Infinity;
+  readonly #progressThrottle = { last: -Infinity };
 
   #dataSent = 0;
   #retransmissions = 0;
@@ -580,18 +580,20 @@ export class FileSender extends Session {
   }
 
   #emitProgress(final: boolean): void {
-    const now = this.context.clock.now();
-    if (!final && now - this.#lastProgress < this.context.settings.progressIntervalMs) return;
-    this.#lastProgress = now;
-    this.context.emit("onProgress", {
-      ticketId: this.ticket.id,
-      direction: "send",
-      peer: this.ticket.peer,
-      fileName: this.fileName,
-      bytesDone: Math.min(this.#cumulative * this.#chunkSize, this.#size),
-      bytesTotal: this.#size,
-      elapsedMs: now - this.#started,
-    });
+    reportProgress(
+      this.context,
+      this.#progressThrottle,
+      {
+        ticketId: this.ticket.id,
+        direction: "send",
+        peer: this.ticket.peer,
+        fileName: this.fileName,
+        bytesDone: Math.min(this.#cumulative * this.#chunkSize, this.#size),
+        bytesTotal: this.#size,
+      },
+      this.#started,
+      final,
+    );
   }
 
   #wait(ms: number): Promise<void> {

@@ -143,6 +143,23 @@ export interface NodeContext {
   remove(session: Session): void;
 }
 
+/**
+ * Reports a transfer's progress through `context`, at most once per `progressIntervalMs`
+ * unless `final`. `throttle.last` remembers the last report; each transfer keeps its own.
+ */
+export function reportProgress(
+  context: NodeContext,
+  throttle: { last: number },
+  progress: Omit<TransferProgress, "elapsedMs">,
+  started: number,
+  final: boolean,
+): void {
+  const now = context.clock.now();
+  if (!final && now - throttle.last < context.settings.progressIntervalMs) return;
+  throttle.last = now;
+  context.emit("onProgress", { ...progress, elapsedMs: now - started });
+}
+
 /** Base of the three session kinds. */
 export abstract class Session {
   readonly ticket: Ticket;
