@@ -497,7 +497,8 @@ export class ChatServer {
         ...(delivery.data ? { data: delivery.data } : {}),
       });
     }
-    if ((session.stage as string) === "closed") session.end();
+    // A handler that logged the user out (OUT) leaves the connection to close after the reply.
+    if (session.loggedOut) session.end();
   }
 
   /** Sends a long reply (RDM of a big board) as several frames, each well under the limit. */

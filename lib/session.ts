@@ -64,6 +64,11 @@ export class Session {
     return this.#conn.remoteAddr;
   }
 
+  /** Whether the user has been logged out (the connection may still be open to say so). */
+  get loggedOut(): boolean {
+    return this.stage === "closed";
+  }
+
   /** Whether the session is closing or closed (nothing more will be sent). */
   get ending(): boolean {
     return this.#closing || this.#closed;

@@ -33,8 +33,11 @@ function attemptsMessage(value: string): string {
     "The valid value of argument number is an integer between 1 and 5\n";
 }
 
+/** The port the argument tables use; only parsed, never bound. */
+const PORT_ARG = 5000;
+
 const SERVER_DEFAULTS: ServerArgs = {
-  port: 5000,
+  port: PORT_ARG,
   maxFailures: 3,
   host: "0.0.0.0",
   blockDurationSeconds: 10,

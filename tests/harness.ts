@@ -46,6 +46,12 @@ export function testConfig(overrides: Partial<ServerConfig> = {}): ServerConfig 
   };
 }
 
+/** An address for an in-memory connection, as "ip:port" (nothing is bound). */
+export function memoryAddress(text: string): { hostname: string; port: number } {
+  const colon = text.lastIndexOf(":");
+  return { hostname: text.slice(0, colon), port: Number(text.slice(colon + 1)) };
+}
+
 /** Builds and starts a server; `overrides` replace any config field. */
 export async function startServer(overrides: Partial<ServerConfig> = {}): Promise<TestServer> {
   const files = new MemoryFiles();
@@ -63,7 +69,7 @@ export async function startServer(overrides: Partial<ServerConfig> = {}): Promis
     logger,
     file: (name) => files.contents.get(name) ?? "",
     connect(address = { hostname: "127.0.0.1", port: port++ }) {
-      const [clientEnd, serverEnd] = memoryPair(address, { hostname: "127.0.0.1", port: 12000 });
+      const [clientEnd, serverEnd] = memoryPair(address, memoryAddress("127.0.0.1:120"));
       void server.handle(serverEnd);
       const client = new TestClient(clientEnd);
       clients.push(client);

@@ -29,7 +29,7 @@ const VALID: Ticket = {
   role: "receiver",
   self: "hans",
   peer: "yoda",
-  address: { hostname: "127.0.0.1", port: 5000 },
+  address: { hostname: "127.0.0.1", port: 900 },
   fileName: "notes.txt",
 };
 
@@ -42,15 +42,15 @@ Deno.test("parseTicket() accepts what issueTickets() issues, for both sides", ()
     kind: "chat",
     from: "yoda",
     to: "hans",
-    fromAddress: { hostname: "10.0.0.1", port: 4000 },
-    toAddress: { hostname: "10.0.0.2", port: 4001 },
+    fromAddress: { hostname: "10.0.0.1", port: 901 },
+    toAddress: { hostname: "10.0.0.2", port: 902 },
   });
   for (const ticket of pair) {
     assert.deepEqual(parseTicket(JSON.parse(JSON.stringify(ticket))), ticket);
   }
   assert.equal(pair[0].role, "initiator");
   assert.equal(pair[1].role, "responder");
-  assert.deepEqual(pair[0].address, { hostname: "10.0.0.2", port: 4001 });
+  assert.deepEqual(pair[0].address, { hostname: "10.0.0.2", port: 902 });
   assert.equal(pair[0].id, pair[1].id);
 });
 

@@ -81,11 +81,11 @@ const SERVER_FRAMES: [string, ServerFrame][] = [
     kind: "presence",
     lines: ["yoda logged in"],
   }],
-  ['{"t":"event","kind":"ticket","lines":[],"data":{"key":"abc","port":6666}}', {
+  ['{"t":"event","kind":"ticket","lines":[],"data":{"key":"abc","port":666}}', {
     t: "event",
     kind: "ticket",
     lines: [],
-    data: { key: "abc", port: 6666 },
+    data: { key: "abc", port: 666 },
   }],
   ['{"t":"pong"}', { t: "pong" }],
   ['{"t":"error","code":"frame-too-large","text":"Frame exceeds 65536 bytes"}', {

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { loggedIn, startServer } from "./harness.ts";
+import { loggedIn, memoryAddress, startServer } from "./harness.ts";
 
 Deno.test("MSG posts, numbers from 1 and appends the messagelog line", async () => {
   const test = await startServer();
@@ -135,7 +135,7 @@ Deno.test("ATU lists the other active users with address and UDP port", async ()
   const yoda = await loggedIn(test, "yoda", "jedi", 6666);
   assert.deepEqual((await yoda.cmd("ATU")).lines, ["No other active user."]);
   test.clock.advance(5000);
-  const hans = test.connect({ hostname: "10.1.2.3", port: 4000 });
+  const hans = test.connect(memoryAddress("10.1.2.3:4000"));
   await hans.login("hans", "falcon", 7777);
   assert.deepEqual((await yoda.cmd("atu")).lines, [
     "hans, 10.1.2.3, 7777, active since 23 Feb 2021 15:00:05.",

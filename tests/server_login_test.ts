@@ -1,9 +1,9 @@
 import assert from "node:assert/strict";
-import { loggedIn, settle, startServer } from "./harness.ts";
+import { loggedIn, memoryAddress, settle, startServer } from "./harness.ts";
 
 Deno.test("login succeeds with the right password and writes the userlog line", async () => {
   const test = await startServer();
-  const client = test.connect({ hostname: "129.64.1.11", port: 5000 });
+  const client = test.connect(memoryAddress("129.64.1.11:5000"));
   const reply = await client.login("yoda", "jedi", 6666);
   assert.equal(reply.ok, true);
   assert.deepEqual(reply.lines, ["Welcome to TOOM!"]);
