@@ -25,9 +25,10 @@ async function main(): Promise<number> {
     if (args.stderr) console.error(args.stderr.trimEnd());
     return args.exit;
   }
-  try {
-    if (!(await Deno.stat(args.downloadDir)).isDirectory) throw new Error("not a directory");
-  } catch {
+  // Without file permissions the client still chats; only UPD then fails, saying why.
+  const canRead = Deno.permissions.querySync({ name: "read", path: args.downloadDir }).state ===
+    "granted";
+  if (canRead && !(await Deno.stat(args.downloadDir).then((i) => i.isDirectory, () => false))) {
     console.error(`Download directory ${args.downloadDir} does not exist or is not a directory`);
     return 2;
   }

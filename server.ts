@@ -20,6 +20,15 @@ async function main(): Promise<number> {
     info: args.quiet ? () => {} : (message) => console.log(message),
     warn: (message) => console.error(message),
   };
+  for (const name of ["read", "write"] as const) {
+    if (Deno.permissions.querySync({ name, path: "." }).state !== "granted") {
+      console.error(
+        `chat-server needs --allow-${name}: it reads ${args.credentials} and writes ` +
+          "userlog.txt and messagelog.txt in its current directory",
+      );
+      return 1;
+    }
+  }
   const files = new DiskFiles();
   if (await files.read(args.credentials) === undefined) {
     logger.warn(`${args.credentials} not found: no accounts until it exists`);

@@ -359,3 +359,20 @@ Deno.test({
     await server.stop();
   },
 });
+
+Deno.test({
+  name: "Ctrl+C logs the client out cleanly; --quiet silences the server's command lines",
+  ...e2e,
+  async fn() {
+    const server = await startServerProgram(CREDENTIALS, ["3", "--quiet"]);
+    const yoda = await loggedInClient(server, "yoda", "jedi");
+    await yoda.type("MSG quietly");
+    await yoda.waitFor("Message #1 posted at");
+    yoda.kill("SIGINT");
+    await yoda.waitFor("Bye, yoda!");
+    assert.equal(await yoda.exit(), 0);
+    assert.doesNotMatch(server.program.stdout, /posted MSG/);
+    assert.equal(await server.read("userlog.txt"), "");
+    await server.stop();
+  },
+});
