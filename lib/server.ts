@@ -215,6 +215,15 @@ export class ChatServer {
       session.end();
       return;
     }
+    // One budget for every frame, so no kind of frame can be used to flood the server.
+    if (!this.#takeToken(session, session.lastHeard)) {
+      if ("id" in frame) {
+        this.#reply(session, frame.id, false, ["Too many commands; slow down."], {
+          code: "rate-limited",
+        });
+      }
+      return;
+    }
     switch (frame.t) {
       case "hello":
         if (frame.v !== PROTOCOL_VERSION) {
@@ -447,11 +456,6 @@ export class ChatServer {
       return this.#reply(session, id, false, ["Please log in first."], { code: "not-allowed" });
     }
     const now = this.clock.now();
-    if (!this.#takeToken(session, now)) {
-      return this.#reply(session, id, false, ["Too many commands; slow down."], {
-        code: "rate-limited",
-      });
-    }
     session.lastActive = now;
     const { word, rest } = splitCommand(frame.line);
     const spec = findCommand(word);

@@ -180,3 +180,14 @@ Deno.test("a session silent for 45 s is dropped; heartbeats keep it alive", asyn
   assert.doesNotMatch(test.file("userlog.txt"), /yoda/);
   await test.close();
 });
+
+Deno.test("login frames share the rate limit, so usernames cannot be probed at full speed", async () => {
+  const test = await startServer({ commandBurst: 10, commandsPerSecond: 1 });
+  const client = test.connect();
+  await client.hello();
+  const replies = await Promise.all(
+    Array.from({ length: 20 }, (_, i) => client.link.request({ t: "user", name: `guess${i}` })),
+  );
+  assert.equal(replies.filter((r) => r.code === "rate-limited").length, 11);
+  await test.close();
+});
