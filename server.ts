@@ -62,7 +62,10 @@ async function main(): Promise<number> {
     console.error(`Cannot listen on ${args.host}:${args.port}: ${(error as Error).message}`);
     return 1;
   }
-  console.log(`TOOM server listening on ${args.host}:${listening.port}`);
+  // The port comes first so that whoever started the server on port 0 can read it easily.
+  console.log(
+    `TOOM server listening on port ${listening.port} (${args.host}:${listening.port})`,
+  );
   await listening.finished;
   console.log("Server stopped");
   return 0;

@@ -158,8 +158,8 @@ export async function startServerProgram(
   const dir = await Deno.makeTempDir({ prefix: "toom-e2e-" });
   await Deno.writeTextFile(`${dir}/credentials.txt`, credentials);
   const program = new Program(SERVER_BIN, ["0", ...args], { cwd: dir });
-  const at = await program.waitFor(/listening on [^\n]*:(\d+)\n/);
-  const port = Number(/listening on [^\n]*:(\d+)\n/.exec(program.stdout.slice(0, at))![1]);
+  const at = await program.waitFor(/listening on port (\d+) /);
+  const port = Number(/listening on port (\d+) /.exec(program.stdout.slice(0, at))![1]);
   return {
     dir,
     port,
