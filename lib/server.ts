@@ -74,6 +74,8 @@ export type EndReason = "out" | "lost" | "timeout" | "replaced" | "shutdown";
 const HEARTBEAT_TIMEOUT_MS = 45_000;
 /** How long a private-messaging request waits for its y/n. */
 const ASK_TIMEOUT_MS = 60_000;
+/** Characters of reply lines per frame (a frame holds up to 64 KiB of UTF-8). */
+const REPLY_PART_CHARS = 16_000;
 
 /** The chat server. */
 export class ChatServer {
@@ -492,7 +494,7 @@ export class ChatServer {
         code: "failed",
       });
     }
-    this.#replyInParts(session, id, lines, context.data);
+    await this.#replyInParts(session, id, lines, context.data);
     for (const delivery of deliveries) {
       this.online.get(delivery.to)?.send({
         t: "event",
@@ -505,19 +507,25 @@ export class ChatServer {
     if (session.loggedOut) session.end();
   }
 
-  /** Sends a long reply (RDM of a big board) as several frames, each well under the limit. */
-  #replyInParts(
+  /**
+   * Sends a long reply (RDM of a big board) as several frames, each well under the frame limit,
+   * waiting for the queue to drain between them so a large but legitimate reply never trips the
+   * slow-reader limit. Meanwhile this session's next frames wait; other sessions carry on.
+   */
+  async #replyInParts(
     session: Session,
     id: number,
     lines: string[],
     data: Record<string, unknown>,
-  ): void {
+  ): Promise<void> {
     const extra = Object.keys(data).length > 0 ? { data } : {};
+    const roomFor = session.sendQueueLimit / 2;
     let part: string[] = [];
     let size = 0;
     for (const line of lines) {
-      if (part.length > 0 && size + line.length > 16_000) {
+      if (part.length > 0 && size + line.length > REPLY_PART_CHARS) {
         session.send({ t: "reply", id, ok: true, lines: part, more: true });
+        await session.whenBelow(roomFor);
         part = [];
         size = 0;
       }

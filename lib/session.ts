@@ -38,6 +38,7 @@ export class Session {
   #closing = false;
   #closed = false;
   #onOverflow: (session: Session) => void;
+  #drainWaiters: Array<{ below: number; resolve: () => void }> = [];
 
   constructor(
     readonly id: number,
@@ -79,6 +80,30 @@ export class Session {
     return this.#queuedBytes;
   }
 
+  /** The send queue budget in bytes. */
+  get sendQueueLimit(): number {
+    return this.#limit;
+  }
+
+  /**
+   * Resolves once fewer than `bytes` are queued, or the session closes. A long reply waits on
+   * this between its parts, so it streams at the reader's pace instead of overflowing the queue.
+   */
+  whenBelow(bytes: number): Promise<void> {
+    if (this.#queuedBytes < bytes || this.#closed) return Promise.resolve();
+    return new Promise((resolve) => this.#drainWaiters.push({ below: bytes, resolve }));
+  }
+
+  #wakeDrainWaiters(): void {
+    if (this.#drainWaiters.length === 0) return;
+    const waiting = this.#drainWaiters;
+    this.#drainWaiters = [];
+    for (const waiter of waiting) {
+      if (this.#closed || this.#queuedBytes < waiter.below) waiter.resolve();
+      else this.#drainWaiters.push(waiter);
+    }
+  }
+
   /** Queues a frame; never waits for the peer. A session over its budget is dropped. */
   send(frame: ServerFrame): void {
     if (this.#closing || this.#closed) return;
@@ -105,6 +130,7 @@ export class Session {
     this.#closing = true;
     this.#queue = [];
     this.#queuedBytes = 0;
+    this.#wakeDrainWaiters();
     this.#writer.releaseLock();
     this.#conn.close();
   }
@@ -116,6 +142,7 @@ export class Session {
         const batch = this.#takeBatch();
         await this.#writer.write(batch);
         this.#queuedBytes -= batch.length;
+        this.#wakeDrainWaiters();
       }
     } catch {
       // The peer went away; the read side notices and ends the session.

@@ -164,7 +164,9 @@ Deno.test({
     await server.program.exit();
     await yoda.waitFor("Connection to server lost");
     assert.equal(await yoda.exit(), 1);
-    await Deno.remove(server.dir, { recursive: true });
+    for (const path of [server.dir, ...server.clientDirs]) {
+      await Deno.remove(path, { recursive: true });
+    }
   },
 });
 

@@ -143,6 +143,8 @@ export class Program {
 /** A server started in a fresh temporary directory. */
 export interface RunningServer {
   dir: string;
+  /** Client directories made for this server; removed when it stops. */
+  clientDirs: string[];
   port: number;
   program: Program;
   read(name: string): Promise<string>;
@@ -160,15 +162,17 @@ export async function startServerProgram(
   const program = new Program(SERVER_BIN, ["0", ...args], { cwd: dir });
   const at = await program.waitFor(/listening on port (\d+) /);
   const port = Number(/listening on port (\d+) /.exec(program.stdout.slice(0, at))![1]);
+  const clientDirs: string[] = [];
   return {
     dir,
+    clientDirs,
     port,
     program,
     read: (name) => Deno.readTextFile(`${dir}/${name}`),
     async stop() {
       program.kill("SIGINT");
       await program.exit();
-      await Deno.remove(dir, { recursive: true });
+      for (const path of [dir, ...clientDirs]) await Deno.remove(path, { recursive: true });
     },
   };
 }
@@ -179,6 +183,7 @@ export async function startClientProgram(
   extra: string[] = [],
 ): Promise<Program & { dir: string }> {
   const dir = await Deno.makeTempDir({ prefix: "toom-client-" });
+  server.clientDirs.push(dir);
   const program = new Program(CLIENT_BIN, ["127.0.0.1", String(server.port), "0", ...extra], {
     cwd: dir,
   });

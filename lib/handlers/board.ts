@@ -34,13 +34,15 @@ export async function editMessage(context: CommandContext, args: Args): Promise<
 export function readMessages(context: CommandContext, args: Args): string[] {
   const { server, user } = context;
   const messages = server.board.since(args.timestamp);
-  server.config.logger.info(`${user} issued RDM command.`);
-  if (messages.length === 0) return [`No new message since ${formatTimestamp(args.timestamp)}.`];
-  const lines = messages.map((m) =>
+  const since = formatTimestamp(args.timestamp);
+  // One line, not one per message: a large board must not flood the server's terminal.
+  server.config.logger.info(
+    `${user} issued RDM command: ${messages.length} message(s) since ${since}.`,
+  );
+  if (messages.length === 0) return [`No new message since ${since}.`];
+  return messages.map((m) =>
     `#${m.number}; ${m.author}: "${m.text}" ${m.edited ? "edited" : "posted"} at ${
       formatTimestamp(m.time)
     }.`
   );
-  for (const line of lines) server.config.logger.info(line);
-  return lines;
 }
