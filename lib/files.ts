@@ -59,29 +59,58 @@ export class MemoryFiles implements TextFiles {
   }
 }
 
+interface QueuedWrite {
+  kind: "append" | "replace";
+  text: string;
+  resolve: () => void;
+  reject: (error: unknown) => void;
+}
+
 /**
- * Serialises writes to one file so they land in the order the state changed, however long
- * each takes. Each call returns when its own write is done.
+ * Serialises writes to one file so they land in the order the state changed, however long each
+ * takes. Writes queued while one is in flight go out together as one write: appends are joined,
+ * and a replace (which carries the whole file as of when it was queued) supersedes everything
+ * queued before it. Each call resolves when the write holding its text is done.
  */
 export class OrderedWriter {
-  #tail: Promise<void> = Promise.resolve();
+  #queue: QueuedWrite[] = [];
+  #writing = false;
 
   constructor(readonly files: TextFiles, readonly path: string) {}
 
   /** Appends text after every earlier write. */
   append(text: string): Promise<void> {
-    return this.#then(() => this.files.append(this.path, text));
+    return this.#enqueue("append", text);
   }
 
   /** Replaces the file after every earlier write. */
   replace(text: string): Promise<void> {
-    return this.#then(() => this.files.replace(this.path, text));
+    return this.#enqueue("replace", text);
   }
 
-  #then(write: () => Promise<void>): Promise<void> {
-    const done = this.#tail.then(write);
-    // A failed write must not block later ones; the caller of this one sees the failure.
-    this.#tail = done.catch(() => {});
-    return done;
+  #enqueue(kind: QueuedWrite["kind"], text: string): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.#queue.push({ kind, text, resolve, reject });
+      if (!this.#writing) void this.#drain();
+    });
+  }
+
+  async #drain(): Promise<void> {
+    this.#writing = true;
+    while (this.#queue.length > 0) {
+      const batch = this.#queue;
+      this.#queue = [];
+      const lastReplace = batch.findLastIndex((write) => write.kind === "replace");
+      const tail = batch.slice(lastReplace + 1).map((write) => write.text).join("");
+      try {
+        if (lastReplace >= 0) await this.files.replace(this.path, batch[lastReplace]!.text + tail);
+        else await this.files.append(this.path, tail);
+        for (const write of batch) write.resolve();
+      } catch (error) {
+        // The callers whose text was in this write hear of it; later writes still go ahead.
+        for (const write of batch) write.reject(error);
+      }
+    }
+    this.#writing = false;
   }
 }

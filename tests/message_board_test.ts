@@ -182,14 +182,27 @@ Deno.test("OrderedWriter starts each write only after the previous one finished"
   assert.deepEqual(files.started, ["append a"]);
   files.release();
   await settle();
-  assert.deepEqual(files.started, ["append a", "replace b"]);
+  // What queued meanwhile goes out as one write: the replace, then the append after it.
+  assert.deepEqual(files.started, ["append a", "replace bc"]);
   assert.deepEqual(done, ["a"]);
-  files.release();
-  await settle();
   files.release();
   await Promise.all([a, b, c]);
   assert.deepEqual(done, ["a", "b", "c"]);
   assert.equal(files.inner.contents.get("log.txt"), "bc");
+});
+
+Deno.test("OrderedWriter joins appends queued during a write into one write", async () => {
+  const files = new SlowFiles();
+  const writer = new OrderedWriter(files, "log.txt");
+  const writes = [writer.append("1\n")];
+  await settle();
+  for (const line of ["2\n", "3\n", "4\n"]) writes.push(writer.append(line));
+  files.release();
+  await settle();
+  assert.deepEqual(files.started, ["append 1\n", "append 2\n3\n4\n"]);
+  files.release();
+  await Promise.all(writes);
+  assert.equal(files.inner.contents.get("log.txt"), "1\n2\n3\n4\n");
 });
 
 Deno.test("OrderedWriter keeps going after a failed write, and reports it to its caller", async () => {
@@ -197,11 +210,11 @@ Deno.test("OrderedWriter keeps going after a failed write, and reports it to its
   const writer = new OrderedWriter(files, "log.txt");
   const first = writer.append("1");
   const failed = writer.append("FAIL");
-  const third = writer.append("3");
   await settle();
   files.release();
   await first;
   await assert.rejects(failed, { message: "write failed" });
+  const third = writer.append("3");
   await settle();
   files.release();
   await third;
