@@ -19,6 +19,7 @@ import type { Logger } from "./logger.ts";
 /** The account store over one credentials file. */
 export class AccountStore {
   #lastText: string | undefined;
+  #accounts: Map<string, Account> | undefined;
   #writes: Promise<unknown> = Promise.resolve();
 
   constructor(
@@ -29,14 +30,15 @@ export class AccountStore {
   ) {}
 
   async #load(): Promise<Map<string, Account>> {
+    // Read at every login so edits count at once; parse (and report) only what changed.
     const text = (await this.files.read(this.path)) ?? "";
-    const parsed = parseCredentials(text, this.path);
-    // Report problems once per version of the file, not at every login.
-    if (text !== this.#lastText) {
+    if (text !== this.#lastText || !this.#accounts) {
+      const parsed = parseCredentials(text, this.path);
       this.#lastText = text;
+      this.#accounts = parsed.accounts;
       for (const problem of parsed.problems) this.logger.warn(problem);
     }
-    return parsed.accounts;
+    return this.#accounts;
   }
 
   /** The account called `username`, as the file says now. */
