@@ -191,11 +191,11 @@ export class ServerLink {
       case "pong":
         return;
       case "error":
-        if (frame.code === "shutdown") this.#closeReason = "Connection to server lost";
+        // A shutdown is news, not an error; anything else is the server rejecting what we sent.
         this.#options.onEvent({
           t: "event",
           kind: "notice",
-          lines: [`Server error: ${frame.text}`],
+          lines: [frame.code === "shutdown" ? frame.text : `Server error: ${frame.text}`],
         });
         return;
     }
