@@ -1,18 +1,27 @@
 /**
  * Benchmark of the P2P engine: moves a 64 MiB random file between two deno processes on
  * 127.0.0.1 over UDP at 0 % and 5 % injected loss (dropped on the sender side through the lossy
- * seam, seeded), next to a plain TCP copy of the same file by the same runtime in the same run.
+ * seam, seeded), next to a plain TCP copy of the same file by the same runtime in the same run,
+ * and the same file sent with `UPD` between two real ./chat-client processes through a real
+ * ./chat-server (bench/p2p_clients.ts; built with `deno task build` if missing), timed from typing
+ * the command to the sender's `<file> has been uploaded`.
  *
  *     deno run --allow-net --allow-read --allow-write --allow-run bench/p2p.ts [MiB] [runs]
  *
+ * (No --allow-env needed: the clients and server get NO_COLOR through Deno.Command's `env`, which
+ * needs only --allow-run; passing --allow-env as well does no harm.)
+ *
  * Each configuration runs `runs` times (default 3) and the median run (by MB/s) is printed with the
- * range of all runs, after one untimed warm-up transfer. Only talks to 127.0.0.1; stops by itself (180 s failsafe for the whole run).
+ * range of all runs, after one untimed warm-up transfer (the UPD line: one untimed UPD in the same
+ * client session). Only talks to 127.0.0.1; stops by itself (240 s failsafe for the whole run,
+ * which also kills any server or client it started and removes their directories).
  */
 
 import { createHash } from "node:crypto";
 import { issueTickets, PeerNode, type TransferResult, UdpSocket } from "../lib/p2p/mod.ts";
+import { abandonPrograms, ClientPair } from "./p2p_clients.ts";
 
-const FAILSAFE_MS = 180_000;
+const FAILSAFE_MS = 240_000;
 const SIZE_MIB = Number(Deno.args[0] ?? "64");
 const RUNS = Math.max(1, Math.floor(Number(Deno.args[1] ?? "3")));
 const SIZE = SIZE_MIB * 1024 * 1024;
@@ -93,6 +102,8 @@ interface Row {
   elapsedMs: number;
   /** MB/s of every run of this configuration, when there were several. */
   range?: [number, number];
+  /** Datagram counts exist but are not visible from here (printed as "–"). */
+  datagramsHidden?: true;
 }
 
 /** Runs `once` RUNS times; returns the median run (by MB/s) with the range of all of them. */
@@ -172,9 +183,33 @@ async function runTcp(source: string, dir: string): Promise<Row> {
   }
 }
 
+/** `UPD` between two real chat-client processes; one session, one untimed warm-up, RUNS timed. */
+async function runClients(source: string): Promise<Row> {
+  const pair = await ClientPair.start();
+  try {
+    const fileName = "big.bin";
+    await Deno.copyFile(source, `${pair.yodaDir}/${fileName}`);
+    const sha256 = await sha256File(source);
+    const once = async (): Promise<Row> => {
+      const { elapsedMs } = await pair.upd(fileName, sha256, sha256File);
+      return {
+        label: "UPD between two chat-client processes",
+        mbPerSecond: SIZE / MB / (elapsedMs / 1000),
+        elapsedMs,
+        datagramsHidden: true,
+      };
+    };
+    await once();
+    return await median(once);
+  } finally {
+    await pair.stop();
+  }
+}
+
 async function main(): Promise<void> {
   const failsafe = setTimeout(() => {
     console.error(`Benchmark did not finish within ${FAILSAFE_MS / 1000} s; giving up`);
+    abandonPrograms();
     Deno.exit(1);
   }, FAILSAFE_MS);
   const dir = await Deno.makeTempDir({ prefix: "toom_p2p_bench_" });
@@ -188,6 +223,7 @@ async function main(): Promise<void> {
     rows.push(await median(() => runTcp(source, dir)));
     rows.push(await median(() => runUdp(source, dir, 0)));
     rows.push(await median(() => runUdp(source, dir, 0.05)));
+    rows.push(await runClients(source));
     console.log(
       `Moving a ${SIZE_MIB} MiB random file between two processes on 127.0.0.1 ` +
         `(median of ${RUNS} run${RUNS === 1 ? "" : "s"}, range in brackets):`,
@@ -196,7 +232,9 @@ async function main(): Promise<void> {
       const range = row.range === undefined || RUNS === 1
         ? ""
         : ` [${row.range[0].toFixed(0)}–${row.range[1].toFixed(0)}]`;
-      const extra = row.datagramsPerSecond === undefined
+      const extra = row.datagramsHidden
+        ? `  ${"–".padStart(7)} datagrams/s  retransmitted –`
+        : row.datagramsPerSecond === undefined
         ? ""
         : `  ${row.datagramsPerSecond.toFixed(0).padStart(7)} datagrams/s  retransmitted ${
           (100 * row.retransmissionRatio!).toFixed(1)
