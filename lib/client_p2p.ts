@@ -253,7 +253,7 @@ export function p2pExtension(options: P2pOptions): ClientExtension & { node: Pee
           // Already ended (the peer's own goodbye over UDP came first): say it only once.
           if (!ticket || ticket.id !== data.ticketId) return true;
           chats.delete(data.peer as string);
-          void node.closeChat(ticket.id, { notifyPeer: false });
+          node.closeChat(ticket.id, { notifyPeer: false }).catch(() => {});
           return false;
         }
         default:

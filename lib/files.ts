@@ -59,6 +59,14 @@ export class MemoryFiles implements TextFiles {
   }
 }
 
+/** How an OrderedWriter recovers from a failed write. */
+export interface WriterOptions {
+  /** The file's whole text as the state is now; used to rewrite it after a failed write. */
+  snapshot?: () => string;
+  /** Called with a write's error; the writer then carries on instead of failing its callers. */
+  onError?: (error: unknown) => void;
+}
+
 interface QueuedWrite {
   kind: "append" | "replace";
   text: string;
@@ -75,8 +83,12 @@ interface QueuedWrite {
 export class OrderedWriter {
   #queue: QueuedWrite[] = [];
   #writing = false;
+  #stale = false;
+  readonly #options: WriterOptions;
 
-  constructor(readonly files: TextFiles, readonly path: string) {}
+  constructor(readonly files: TextFiles, readonly path: string, options: WriterOptions = {}) {
+    this.#options = options;
+  }
 
   /** Appends text after every earlier write. */
   append(text: string): Promise<void> {
@@ -102,13 +114,28 @@ export class OrderedWriter {
       this.#queue = [];
       const lastReplace = batch.findLastIndex((write) => write.kind === "replace");
       const tail = batch.slice(lastReplace + 1).map((write) => write.text).join("");
+      const { snapshot, onError } = this.#options;
       try {
-        if (lastReplace >= 0) await this.files.replace(this.path, batch[lastReplace]!.text + tail);
-        else await this.files.append(this.path, tail);
+        if (this.#stale && snapshot) {
+          // An earlier write failed: rewrite the whole file from the current state.
+          await this.files.replace(this.path, snapshot());
+        } else if (lastReplace >= 0) {
+          await this.files.replace(this.path, batch[lastReplace]!.text + tail);
+        } else {
+          await this.files.append(this.path, tail);
+        }
+        this.#stale = false;
         for (const write of batch) write.resolve();
       } catch (error) {
-        // The callers whose text was in this write hear of it; later writes still go ahead.
-        for (const write of batch) write.reject(error);
+        if (onError) {
+          // The state in memory stands; the file is brought back in line at the next write.
+          this.#stale = true;
+          onError(error);
+          for (const write of batch) write.resolve();
+        } else {
+          // The callers whose text was in this write hear of it; later writes still go ahead.
+          for (const write of batch) write.reject(error);
+        }
       }
     }
     this.#writing = false;

@@ -33,8 +33,17 @@ export class MessageBoard {
   readonly #log: OrderedWriter;
   readonly #clock: Clock;
 
-  constructor(files: TextFiles, path: string, clock: Clock) {
-    this.#log = new OrderedWriter(files, path);
+  /** `onWriteError` hears of a failed write; the board carries on and the file heals later. */
+  constructor(
+    files: TextFiles,
+    path: string,
+    clock: Clock,
+    options: { onWriteError?: (error: unknown) => void } = {},
+  ) {
+    this.#log = new OrderedWriter(files, path, {
+      snapshot: () => this.#render(),
+      ...(options.onWriteError ? { onError: options.onWriteError } : {}),
+    });
     this.#clock = clock;
   }
 
@@ -106,7 +115,11 @@ export class MessageBoard {
     return message;
   }
 
+  #render(): string {
+    return this.#messages.map((m, i) => logLine(i + 1, m)).join("");
+  }
+
   #rewrite(): Promise<void> {
-    return this.#log.replace(this.#messages.map((m, i) => logLine(i + 1, m)).join(""));
+    return this.#log.replace(this.#render());
   }
 }

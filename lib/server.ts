@@ -98,8 +98,14 @@ export class ChatServer {
 
   constructor(config: ServerConfig) {
     this.config = config;
-    this.board = new MessageBoard(config.files, config.messageLogPath, config.clock);
-    this.userLog = new UserLog(config.files, config.userLogPath);
+    const writeFailed = (path: string) => (error: unknown) =>
+      config.logger.warn(`Could not write ${path} (it is rewritten at the next change): ${error}`);
+    this.board = new MessageBoard(config.files, config.messageLogPath, config.clock, {
+      onWriteError: writeFailed(config.messageLogPath),
+    });
+    this.userLog = new UserLog(config.files, config.userLogPath, {
+      onWriteError: writeFailed(config.userLogPath),
+    });
     this.accounts = new AccountStore(
       config.files,
       config.credentialsPath,
@@ -128,7 +134,11 @@ export class ChatServer {
 
   /** Serves one connection until it ends. Never throws. */
   handle(conn: Connection): Promise<void> {
-    const run = this.#serve(conn);
+    const run = this.#serve(conn).catch((error) => {
+      // Whatever went wrong, it ends this one session, never the server.
+      this.config.logger.warn(`Session ended by an unexpected error: ${String(error)}`);
+      conn.close();
+    });
     this.#running.add(run);
     return run.finally(() => this.#running.delete(run));
   }

@@ -16,7 +16,9 @@ export function serveTcp(
   options: { hostname: string; port: number; signal: AbortSignal; sweepMs?: number },
 ): Listening {
   const listener = Deno.listen({ hostname: options.hostname, port: options.port });
-  const sweeper = setInterval(() => void server.sweep(), options.sweepMs ?? 1000);
+  const sweeper = setInterval(() => {
+    server.sweep().catch((error) => server.config.logger.warn(`Sweep failed: ${String(error)}`));
+  }, options.sweepMs ?? 1000);
   const stop = () => {
     try {
       listener.close();

@@ -24,8 +24,20 @@ export class UserLog {
   readonly #users: ActiveUser[] = [];
   readonly #log: OrderedWriter;
 
-  constructor(files: TextFiles, path: string) {
-    this.#log = new OrderedWriter(files, path);
+  /** `onWriteError` hears of a failed write; the list carries on and the file heals later. */
+  constructor(
+    files: TextFiles,
+    path: string,
+    options: { onWriteError?: (error: unknown) => void } = {},
+  ) {
+    this.#log = new OrderedWriter(files, path, {
+      snapshot: () => this.#render(),
+      ...(options.onWriteError ? { onError: options.onWriteError } : {}),
+    });
+  }
+
+  #render(): string {
+    return this.#users.map((u, i) => logLine(i + 1, u)).join("");
   }
 
   /** Empties the list and the file. */
@@ -50,6 +62,6 @@ export class UserLog {
     const index = this.#users.findIndex((u) => u.username === username);
     if (index < 0) return Promise.resolve();
     this.#users.splice(index, 1);
-    return this.#log.replace(this.#users.map((u, i) => logLine(i + 1, u)).join(""));
+    return this.#log.replace(this.#render());
   }
 }

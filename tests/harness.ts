@@ -53,12 +53,14 @@ export function memoryAddress(text: string): { hostname: string; port: number } 
 }
 
 /** Builds and starts a server; `overrides` replace any config field. */
-export async function startServer(overrides: Partial<ServerConfig> = {}): Promise<TestServer> {
-  const files = new MemoryFiles();
-  files.contents.set("credentials.txt", CREDENTIALS);
+export async function startServer(
+  overrides: Partial<ServerConfig> & { files?: MemoryFiles } = {},
+): Promise<TestServer> {
+  const files = overrides.files ?? new MemoryFiles();
+  if (!overrides.files) files.contents.set("credentials.txt", CREDENTIALS);
   const clock = new FakeClock();
   const logger = new MemoryLogger();
-  const server = new ChatServer(testConfig({ files, clock, logger, ...overrides }));
+  const server = new ChatServer(testConfig({ clock, logger, ...overrides, files }));
   await server.start();
   const clients: TestClient[] = [];
   let port = 50000;

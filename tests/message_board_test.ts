@@ -498,3 +498,23 @@ Deno.test("MessageBoard writes to a TextFiles it is given, not only MemoryFiles"
   await posted;
   assert.equal(files.inner.contents.get(LOG), `1; ${TS0}; yoda; one; no\n`);
 });
+
+Deno.test("OrderedWriter with onError reports a failure, carries on, and heals from the snapshot", async () => {
+  const files = new SlowFiles();
+  const errors: unknown[] = [];
+  let state = "first\n";
+  const writer = new OrderedWriter(files, "log.txt", {
+    snapshot: () => state,
+    onError: (error) => errors.push(error),
+  });
+  await writer.append("FAIL"); // SlowFiles fails this write; the promise still resolves
+  assert.equal(errors.length, 1);
+  state += "next\n";
+  const next = writer.append("next\n");
+  await settle();
+  files.release();
+  await next;
+  assert.equal(errors.length, 1);
+  assert.equal(files.started.at(-1), "replace first\nnext\n");
+  assert.equal(files.inner.contents.get("log.txt"), "first\nnext\n");
+});

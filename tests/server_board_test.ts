@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
-import { loggedIn, memoryAddress, startServer } from "./harness.ts";
+import { MemoryFiles } from "../lib/files.ts";
+import { CREDENTIALS, loggedIn, memoryAddress, startServer } from "./harness.ts";
 
 Deno.test("MSG posts, numbers from 1 and appends the messagelog line", async () => {
   const test = await startServer();
@@ -202,5 +203,55 @@ Deno.test("a client that floods frames is rate limited without affecting others"
   assert.equal((await yoda.cmd("MSG still here")).ok, true);
   test.clock.advance(1000);
   assert.equal((await flooder.cmd("MSG later")).ok, true);
+  await test.close();
+});
+
+/** Memory files whose next `failures` writes fail, as a full or read-only disk would. */
+class FailingFiles extends MemoryFiles {
+  failures = 0;
+  #maybeFail(): void {
+    if (this.failures > 0) {
+      this.failures--;
+      throw new Deno.errors.PermissionDenied("disk says no");
+    }
+  }
+  override append(path: string, text: string): Promise<void> {
+    try {
+      this.#maybeFail();
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    return super.append(path, text);
+  }
+  override replace(path: string, text: string): Promise<void> {
+    try {
+      this.#maybeFail();
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    return super.replace(path, text);
+  }
+}
+
+Deno.test("failed log writes are reported, never fatal, and the files heal at the next write", async () => {
+  const files = new FailingFiles();
+  files.contents.set("credentials.txt", CREDENTIALS);
+  const test = await startServer({ files });
+  const yoda = await loggedIn(test, "yoda", "jedi", 6666);
+  files.failures = 1;
+  assert.deepEqual((await yoda.cmd("MSG lost on disk")).lines, [
+    "Message #1 posted at 23 Feb 2021 15:00:00.",
+  ]);
+  assert.equal(test.file("messagelog.txt"), "");
+  assert.ok(test.logger.warnings.some((w) => w.includes("Could not write messagelog.txt")));
+  await yoda.cmd("MSG second");
+  assert.equal(
+    test.file("messagelog.txt"),
+    "1; 23 Feb 2021 15:00:00; yoda; lost on disk; no\n2; 23 Feb 2021 15:00:00; yoda; second; no\n",
+  );
+  files.failures = 1;
+  const vader = await loggedIn(test, "vader", "sithlord", 7000);
+  await vader.cmd("OUT");
+  assert.match(test.file("userlog.txt"), /^1; .*; yoda; 127\.0\.0\.1; 6666\n$/);
   await test.close();
 });
