@@ -73,8 +73,13 @@ export class AccountStore {
   }
 
   async #write(username: string, secret: string): Promise<void> {
-    const text = (await this.files.read(this.path)) ?? "";
-    await this.files.replace(this.path, setSecret(text, normaliseName(username), secret));
+    try {
+      const text = (await this.files.read(this.path)) ?? "";
+      await this.files.replace(this.path, setSecret(text, normaliseName(username), secret));
+    } catch (error) {
+      this.logger.warn(`Could not write ${this.path}: ${String(error)}`);
+      throw new CommandError(`The server could not save the account; try again later`);
+    }
   }
 
   #exclusive<T>(work: () => Promise<T>): Promise<T> {
