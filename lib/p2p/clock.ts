@@ -1,6 +1,7 @@
 /**
  * The clock seam: every timeout, retransmission timer and timestamp in the engine reads it, so
- * tests can run the timers fast or under their own control.
+ * tests can run the timers fast or under their own control. Unlike lib/clock.ts (wall-clock
+ * time, for the timestamps users see), this clock is monotonic and also schedules timers.
  *
  * @module
  */
