@@ -82,6 +82,7 @@ export class TtyTerminal implements Terminal {
   readonly #output: Writable;
   readonly #colour: boolean;
   #waiting: ((line: string | null) => void) | undefined;
+  #typedAhead: Array<string | null> = [];
   #muted = false;
   #closed = false;
   /** Whether the line above the prompt is a status line that the next status may redraw. */
@@ -113,11 +114,14 @@ export class TtyTerminal implements Terminal {
       this.#muted = false;
       this.#output.write("\n");
     }
-    waiting?.(line);
+    // Lines typed while the previous command is still running wait their turn.
+    if (waiting) waiting(line);
+    else this.#typedAhead.push(line);
   }
 
   readLine(prompt: string): Promise<string | null> {
     if (this.#closed) return Promise.resolve(null);
+    if (this.#typedAhead.length > 0) return Promise.resolve(this.#typedAhead.shift()!);
     return new Promise((resolve) => {
       this.#waiting = resolve;
       this.#rl.setPrompt(prompt.endsWith(" ") ? prompt : prompt + " ");
@@ -127,6 +131,7 @@ export class TtyTerminal implements Terminal {
 
   readSecret(prompt: string): Promise<string | null> {
     if (this.#closed) return Promise.resolve(null);
+    if (this.#typedAhead.length > 0) return Promise.resolve(this.#typedAhead.shift()!);
     return new Promise((resolve) => {
       this.#waiting = (line) => {
         // Keep passwords out of the history.
