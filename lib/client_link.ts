@@ -63,7 +63,6 @@ export class ServerLink {
   >();
   #nextId = 1;
   #closed = false;
-  #closeReason = "";
   #lastHeard = Date.now();
   #heartbeat: ReturnType<typeof setInterval> | undefined;
   #helloWaiter: { resolve: (server: string) => void; reject: (error: Error) => void } | undefined;
@@ -118,7 +117,6 @@ export class ServerLink {
   close(reason = "closed"): void {
     if (this.#closed) return;
     this.#closed = true;
-    this.#closeReason = reason;
     clearInterval(this.#heartbeat);
     for (const waiter of this.#pending.values()) waiter.reject(new ConnectionLostError());
     this.#pending.clear();
@@ -130,11 +128,6 @@ export class ServerLink {
     }
     this.#conn.close();
     this.#resolveClosed(reason);
-  }
-
-  /** Why the link closed ("" while open). */
-  get closeReason(): string {
-    return this.#closeReason;
   }
 
   #send(frame: ClientFrame): void {

@@ -6,9 +6,6 @@ export interface Logger {
   warn(message: string): void;
 }
 
-/** A logger that drops everything (tests, `--quiet`). */
-export const silentLogger: Logger = { info() {}, warn() {} };
-
 /** A logger that remembers lines, for tests. */
 export class MemoryLogger implements Logger {
   readonly lines: string[] = [];

@@ -203,7 +203,6 @@ export class ChatServer {
 
   #drop(session: Session, reason: string): void {
     if (session.ending) return;
-    session.endReason = reason;
     this.config.logger.warn(
       `Disconnecting session ${session.id}${session.user ? ` (${session.user})` : ""}: ${reason}`,
     );

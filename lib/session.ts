@@ -23,8 +23,6 @@ export class Session {
   lastHeard: number;
   /** Last time the user issued a command (heartbeats do not count). */
   lastActive: number;
-  /** Why the server ended this session, once it has. */
-  endReason = "";
   /** Token bucket for the command rate limit. */
   tokens: number;
   tokensAt: number;
