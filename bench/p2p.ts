@@ -17,6 +17,7 @@
  * which also kills any server or client it started and removes their directories).
  */
 
+import { readLines } from "../lib/lines.ts";
 import { createHash } from "node:crypto";
 import { issueTickets, PeerNode, type TransferResult, UdpSocket } from "../lib/p2p/mod.ts";
 import { abandonPrograms, ClientPair } from "./p2p_clients.ts";
@@ -41,26 +42,15 @@ function spawnPeer(args: string[]): Child {
     stdout: "piped",
     stderr: "inherit",
   }).spawn();
-  const lines = process.stdout.pipeThrough(new TextDecoderStream()).pipeThrough(splitLines());
-  return { process, writer: process.stdin.getWriter(), lines: lines[Symbol.asyncIterator]() };
-}
-
-function splitLines(): TransformStream<string, string> {
-  let buffer = "";
-  return new TransformStream({
-    transform(chunk, controller) {
-      buffer += chunk;
-      const parts = buffer.split("\n");
-      buffer = parts.pop() ?? "";
-      for (const part of parts) if (part.trim()) controller.enqueue(part);
-    },
-  });
+  return { process, writer: process.stdin.getWriter(), lines: readLines(process.stdout) };
 }
 
 async function nextJson(child: Child): Promise<Record<string, unknown>> {
-  const { value, done } = await child.lines.next();
-  if (done) throw new Error("Peer process ended early");
-  return JSON.parse(value);
+  while (true) {
+    const { value, done } = await child.lines.next();
+    if (done) throw new Error("Peer process ended early");
+    if (value.trim()) return JSON.parse(value);
+  }
 }
 
 async function send(child: Child, value: unknown): Promise<void> {

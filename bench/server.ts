@@ -13,6 +13,7 @@
  * the whole run); only talks to 127.0.0.1; removes its temporary directory. No timing is asserted.
  */
 
+import { readLines } from "../lib/lines.ts";
 import process from "node:process";
 import { systemClock } from "../lib/clock.ts";
 import { DiskFiles } from "../lib/files.ts";
@@ -58,22 +59,6 @@ class WarningLogger implements Logger {
   warn(message: string): void {
     if (this.warnings.length < 20) this.warnings.push(message);
   }
-}
-
-function lineReader(stream: ReadableStream<Uint8Array>): () => Promise<string | undefined> {
-  const reader = stream.pipeThrough(new TextDecoderStream()).getReader();
-  let buffer = "";
-  return async () => {
-    while (!buffer.includes("\n")) {
-      const { value, done } = await reader.read();
-      if (done) return undefined;
-      buffer += value;
-    }
-    const at = buffer.indexOf("\n");
-    const line = buffer.slice(0, at);
-    buffer = buffer.slice(at + 1);
-    return line;
-  };
 }
 
 /** Empties the board and posts `count` messages straight into it (not over the network). */
@@ -186,7 +171,8 @@ async function main(): Promise<number> {
     const writer = child.stdin.getWriter();
     const answer = (value: unknown) =>
       writer.write(new TextEncoder().encode(JSON.stringify(value) + "\n"));
-    const nextLine = lineReader(child.stdout);
+    const nextLineIterator = readLines(child.stdout);
+    const nextLine = async () => (await nextLineIterator.next()).value;
 
     const rows: Row[] = [];
     let startCpu = [0, 0];

@@ -10,6 +10,7 @@
  * edges of every timed phase (start and end carry this process's own) and seed the board. It prints `{"op":"done"}` last.
  */
 
+import { readLines } from "../lib/lines.ts";
 import process from "node:process";
 import { type EventFrame, type Reply, ServerLink } from "../lib/client_link.ts";
 import { tcpConnection } from "../lib/transport.ts";
@@ -41,23 +42,8 @@ const PASSWORD_PREFIX = prefixText ?? "pw";
 // ---------------------------------------------------------------------------------------------
 // Control channel with the parent.
 
-const stdinLines = lineReader(Deno.stdin.readable);
-
-function lineReader(stream: ReadableStream<Uint8Array>): () => Promise<string | undefined> {
-  const reader = stream.pipeThrough(new TextDecoderStream()).getReader();
-  let buffer = "";
-  return async () => {
-    while (!buffer.includes("\n")) {
-      const { value, done } = await reader.read();
-      if (done) return undefined;
-      buffer += value;
-    }
-    const at = buffer.indexOf("\n");
-    const line = buffer.slice(0, at);
-    buffer = buffer.slice(at + 1);
-    return line;
-  };
-}
+const stdinLinesIterator = readLines(Deno.stdin.readable);
+const stdinLines = async () => (await stdinLinesIterator.next()).value;
 
 /** Sends one control line to the parent and waits for its one-line answer. */
 async function control(message: Record<string, unknown>): Promise<Record<string, unknown>> {

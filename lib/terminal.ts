@@ -6,6 +6,7 @@
 import * as readline from "node:readline";
 import type { Readable, Writable } from "node:stream";
 import type { Terminal } from "./client_app.ts";
+import { readLines } from "./lines.ts";
 
 /** Writes text to an output; the entry point passes stdout. */
 export type WriteText = (text: string) => void;
@@ -24,7 +25,7 @@ export class PlainTerminal implements Terminal {
 
   constructor(input: ReadableStream<Uint8Array>, write: WriteText) {
     this.#write = write;
-    this.#lines = splitLines(input)[Symbol.asyncIterator]();
+    this.#lines = readLines(input);
     this.#interrupted = new Promise((resolve) => this.#interrupt = () => resolve(null));
   }
 
@@ -55,19 +56,6 @@ export class PlainTerminal implements Terminal {
   close(): void {
     this.#closed = true;
   }
-}
-
-async function* splitLines(input: ReadableStream<Uint8Array>): AsyncGenerator<string> {
-  let buffered = "";
-  for await (const text of input.pipeThrough(new TextDecoderStream())) {
-    buffered += text;
-    let newline: number;
-    while ((newline = buffered.indexOf("\n")) >= 0) {
-      yield buffered.slice(0, newline).replace(/\r$/, "");
-      buffered = buffered.slice(newline + 1);
-    }
-  }
-  if (buffered !== "") yield buffered.replace(/\r$/, "");
 }
 
 const STYLES = { error: "\x1b[31m", event: "\x1b[36m" } as const;

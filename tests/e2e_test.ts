@@ -16,6 +16,13 @@ import {
 
 const CREDENTIALS = "yoda jedi\nvader sithlord\nhans falcon\nobiwan hellothere\n";
 const TIMESTAMP = /\d{2} [A-Z][a-z]{2} \d{4} \d{2}:\d{2}:\d{2}/;
+if (!CAN_RUN_PROGRAMS) {
+  console.log(
+    "(end-to-end tests ignored: they need --allow-run --allow-read --allow-write --allow-env; " +
+      "run `deno task test`)",
+  );
+}
+
 const e2e = { ignore: !CAN_RUN_PROGRAMS, sanitizeResources: false, sanitizeOps: false };
 
 /** The timestamp in the first line of `text` (from `from`) that matches `pattern`. */

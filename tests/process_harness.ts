@@ -13,11 +13,31 @@ export const CAN_RUN_PROGRAMS = ["run", "read", "write", "env"].every((name) =>
   Deno.permissions.querySync({ name: name as "run" }).state === "granted"
 );
 
-if (!CAN_RUN_PROGRAMS) {
-  console.log(
-    "(end-to-end tests ignored: they need --allow-run --allow-read --allow-write --allow-env; " +
-      "run `deno task test`)",
-  );
+/** Programs started here and still running, and temp dirs not yet removed (for failsafes). */
+const running = new Set<Program>();
+const tempDirs = new Set<string>();
+
+/** For a failsafe about to give up: kills every program started here and removes the dirs. */
+export function abandonPrograms(): void {
+  for (const program of running) program.kill("SIGKILL");
+  for (const dir of tempDirs) {
+    try {
+      Deno.removeSync(dir, { recursive: true });
+    } catch {
+      // Best effort.
+    }
+  }
+}
+
+async function makeTempDir(prefix: string): Promise<string> {
+  const dir = await Deno.makeTempDir({ prefix });
+  tempDirs.add(dir);
+  return dir;
+}
+
+async function removeTempDir(dir: string): Promise<void> {
+  await Deno.remove(dir, { recursive: true }).catch(() => {});
+  tempDirs.delete(dir);
 }
 
 let built: Promise<void> | undefined;
@@ -48,6 +68,7 @@ export class Program {
   readonly #done: Promise<Deno.CommandStatus>;
   readonly #readers: Promise<void>[];
   #waiters: Array<() => void> = [];
+  #stdoutEnded = false;
 
   constructor(
     path: string,
@@ -62,21 +83,29 @@ export class Program {
       stderr: "piped",
       env: { NO_COLOR: "1", ...options.env },
     }).spawn();
+    running.add(this);
     this.#writer = this.child.stdin.getWriter();
     this.#readers = [
-      this.#collect(this.child.stdout, (text) => this.stdout += text),
+      this.#collect(this.child.stdout, (text) => this.stdout += text).finally(() => {
+        this.#stdoutEnded = true;
+        this.#wake();
+      }),
       this.#collect(this.child.stderr, (text) => this.stderr += text),
     ];
-    this.#done = this.child.status;
+    this.#done = this.child.status.finally(() => running.delete(this));
   }
 
   async #collect(stream: ReadableStream<Uint8Array>, add: (text: string) => void): Promise<void> {
     for await (const text of stream.pipeThrough(new TextDecoderStream())) {
       add(text);
-      const waiters = this.#waiters;
-      this.#waiters = [];
-      for (const wake of waiters) wake();
+      this.#wake();
     }
+  }
+
+  #wake(): void {
+    const waiters = this.#waiters;
+    this.#waiters = [];
+    for (const wake of waiters) wake();
   }
 
   /** Types a line. */
@@ -91,7 +120,8 @@ export class Program {
 
   /**
    * Waits until stdout (from `from` on) contains `text`, and returns the offset just past it,
-   * so a caller can wait for the next occurrence. Fails after `timeoutMs` (a failsafe).
+   * so a caller can wait for the next occurrence. Fails after `timeoutMs` (a failsafe), or at
+   * once if the program's output has ended without it.
    */
   async waitFor(text: string | RegExp, from = 0, timeoutMs = 15_000): Promise<number> {
     const deadline = Date.now() + timeoutMs;
@@ -105,9 +135,9 @@ export class Program {
         })();
       if (match) return from + match.index + match.length;
       const left = deadline - Date.now();
-      if (left <= 0) {
+      if (left <= 0 || this.#stdoutEnded) {
         throw new Error(
-          `Timed out waiting for ${
+          `${left <= 0 ? "Timed out" : "Output ended"} waiting for ${
             String(text)
           }; stdout so far:\n${this.stdout}\nstderr:\n${this.stderr}`,
         );
@@ -157,7 +187,7 @@ export async function startServerProgram(
   args: string[] = ["3"],
 ): Promise<RunningServer> {
   await ensureBuilt();
-  const dir = await Deno.makeTempDir({ prefix: "toom-e2e-" });
+  const dir = await makeTempDir("toom-e2e-");
   await Deno.writeTextFile(`${dir}/credentials.txt`, credentials);
   const program = new Program(SERVER_BIN, ["0", ...args], { cwd: dir });
   const at = await program.waitFor(/listening on port (\d+) /);
@@ -172,7 +202,7 @@ export async function startServerProgram(
     async stop() {
       program.kill("SIGINT");
       await program.exit();
-      for (const path of [dir, ...clientDirs]) await Deno.remove(path, { recursive: true });
+      for (const path of [dir, ...clientDirs]) await removeTempDir(path);
     },
   };
 }
@@ -182,7 +212,7 @@ export async function startClientProgram(
   server: RunningServer,
   extra: string[] = [],
 ): Promise<Program & { dir: string }> {
-  const dir = await Deno.makeTempDir({ prefix: "toom-client-" });
+  const dir = await makeTempDir("toom-client-");
   server.clientDirs.push(dir);
   const program = new Program(CLIENT_BIN, ["127.0.0.1", String(server.port), "0", ...extra], {
     cwd: dir,
