@@ -59,12 +59,28 @@ async function waitFor(condition: () => boolean, ms = 3000): Promise<void> {
   }
 }
 
-Deno.test("sendPrivate() delivers each message exactly once at 30% loss with duplication", async () => {
-  const network = new MemoryNetwork();
-  const faults = { loss: 0.3, duplicate: 0.3, reorder: 0.2 };
-  const a = chatPeer("yoda", new LossySocket(network.socket(), { seed: 5, ...faults }));
-  const b = chatPeer("hans", new LossySocket(network.socket(), { seed: 6, ...faults }));
+/** Runs `body` with two chat peers, yoda and hans, on sockets from `sockets`; closes both after. */
+async function withPeers(
+  body: (a: ChatPeer, b: ChatPeer) => Promise<void>,
+  sockets: (network: MemoryNetwork) => [DatagramSocket, DatagramSocket] = (network) => [
+    network.socket(),
+    network.socket(),
+  ],
+): Promise<void> {
+  const [socketA, socketB] = sockets(new MemoryNetwork());
+  const a = chatPeer("yoda", socketA);
+  const b = chatPeer("hans", socketB);
   try {
+    await body(a, b);
+  } finally {
+    await a.node.close();
+    await b.node.close();
+  }
+}
+
+Deno.test("sendPrivate() delivers each message exactly once at 30% loss with duplication", async () => {
+  const faults = { loss: 0.3, duplicate: 0.3, reorder: 0.2 };
+  await withPeers(async (a, b) => {
     const id = openChat(a, b);
     const sent: string[] = [];
     for (let i = 0; i < 30; i++) {
@@ -76,40 +92,38 @@ Deno.test("sendPrivate() delivers each message exactly once at 30% loss with dup
     assert.deepEqual(b.messages.map((m) => m.text), sent);
     assert.ok(b.messages.every((m) => m.from === "yoda" && m.ticketId === id));
     assert.deepEqual(a.messages.map((m) => [m.from, m.text]), [["hans", "and back"]]);
-  } finally {
-    await a.node.close();
-    await b.node.close();
-  }
+  }, (network) => [
+    new LossySocket(network.socket(), { seed: 5, ...faults }),
+    new LossySocket(network.socket(), { seed: 6, ...faults }),
+  ]);
 });
 
 Deno.test("sendPrivate() works over real UDP on 127.0.0.1, concurrently in both directions", async () => {
-  const a = chatPeer("yoda", new UdpSocket({ hostname: "127.0.0.1", port: 0 }));
-  const b = chatPeer("hans", new UdpSocket({ hostname: "127.0.0.1", port: 0 }));
-  try {
-    const id = openChat(a, b);
-    await Promise.all([
-      ...Array.from({ length: 10 }, (_, i) => a.node.sendPrivate(id, `a${i}`)),
-      ...Array.from({ length: 10 }, (_, i) => b.node.sendPrivate(id, `b${i}`)),
-    ]);
-    assert.deepEqual(
-      b.messages.map((m) => m.text).sort(),
-      Array.from({ length: 10 }, (_, i) => `a${i}`),
-    );
-    assert.deepEqual(
-      a.messages.map((m) => m.text).sort(),
-      Array.from({ length: 10 }, (_, i) => `b${i}`),
-    );
-  } finally {
-    await a.node.close();
-    await b.node.close();
-  }
+  await withPeers(
+    async (a, b) => {
+      const id = openChat(a, b);
+      await Promise.all([
+        ...Array.from({ length: 10 }, (_, i) => a.node.sendPrivate(id, `a${i}`)),
+        ...Array.from({ length: 10 }, (_, i) => b.node.sendPrivate(id, `b${i}`)),
+      ]);
+      assert.deepEqual(
+        b.messages.map((m) => m.text).sort(),
+        Array.from({ length: 10 }, (_, i) => `a${i}`),
+      );
+      assert.deepEqual(
+        a.messages.map((m) => m.text).sort(),
+        Array.from({ length: 10 }, (_, i) => `b${i}`),
+      );
+    },
+    () => [
+      new UdpSocket({ hostname: "127.0.0.1", port: 0 }),
+      new UdpSocket({ hostname: "127.0.0.1", port: 0 }),
+    ],
+  );
 });
 
 Deno.test("sendPrivate() to an unreachable peer rejects with PeerUnreachableError", async () => {
-  const network = new MemoryNetwork();
-  const a = chatPeer("yoda", network.socket());
-  const b = chatPeer("hans", network.socket());
-  try {
+  await withPeers(async (a, b) => {
     // The peer never got (or already lost) its ticket: it drops everything silently.
     const [forA] = issueTickets({
       kind: "chat",
@@ -123,17 +137,11 @@ Deno.test("sendPrivate() to an unreachable peer rejects with PeerUnreachableErro
     const started = performance.now();
     await assert.rejects(a.node.sendPrivate(id, "anyone there?"), PeerUnreachableError);
     assert.ok(performance.now() - started >= 250, "it retried for the give-up time first");
-  } finally {
-    await a.node.close();
-    await b.node.close();
-  }
+  });
 });
 
 Deno.test("sendPrivate() without a session rejects, and an oversized text is a RangeError", async () => {
-  const network = new MemoryNetwork();
-  const a = chatPeer("yoda", network.socket());
-  const b = chatPeer("hans", network.socket());
-  try {
+  await withPeers(async (a, b) => {
     await assert.rejects(a.node.sendPrivate("00".repeat(16), "hi"), TypeError);
     const id = openChat(a, b);
     await assert.rejects(
@@ -142,17 +150,11 @@ Deno.test("sendPrivate() without a session rejects, and an oversized text is a R
     );
     await a.node.sendPrivate(id, "x".repeat(MAX_PRIVATE_TEXT_BYTES));
     assert.equal(b.messages.length, 1);
-  } finally {
-    await a.node.close();
-    await b.node.close();
-  }
+  });
 });
 
 Deno.test("closeChat() tells the peer with peer-stopped and ends the session on both sides", async () => {
-  const network = new MemoryNetwork();
-  const a = chatPeer("yoda", new LossySocket(network.socket(), { seed: 8, loss: 0.2 }));
-  const b = chatPeer("hans", new LossySocket(network.socket(), { seed: 9, loss: 0.2 }));
-  try {
+  await withPeers(async (a, b) => {
     const id = openChat(a, b);
     await a.node.sendPrivate(id, "bye");
     await b.node.closeChat(id);
@@ -162,38 +164,27 @@ Deno.test("closeChat() tells the peer with peer-stopped and ends the session on 
     assert.equal(b.node.hasChat(id), false);
     assert.deepEqual(b.closed, [], "the side that closed is not told about itself");
     await assert.rejects(a.node.sendPrivate(id, "still there?"), PeerUnreachableError);
-  } finally {
-    await a.node.close();
-    await b.node.close();
-  }
+  }, (network) => [
+    new LossySocket(network.socket(), { seed: 8, loss: 0.2 }),
+    new LossySocket(network.socket(), { seed: 9, loss: 0.2 }),
+  ]);
 });
 
 Deno.test("close() of a node tells its chat peers with peer-gone", async () => {
-  const network = new MemoryNetwork();
-  const a = chatPeer("yoda", network.socket());
-  const b = chatPeer("hans", network.socket());
-  try {
+  await withPeers(async (a, b) => {
     const id = openChat(a, b);
     await b.node.close();
     await waitFor(() => a.closed.length === 1);
     assert.deepEqual(a.closed, [{ ticketId: id, peer: "hans", reason: "peer-gone" }]);
-  } finally {
-    await a.node.close();
-  }
+  });
 });
 
 Deno.test("closeChat() without notifying leaves the peer untold", async () => {
-  const network = new MemoryNetwork();
-  const a = chatPeer("yoda", network.socket());
-  const b = chatPeer("hans", network.socket());
-  try {
+  await withPeers(async (a, b) => {
     const id = openChat(a, b);
     await a.node.closeChat(id, { notifyPeer: false });
     await new Promise((resolve) => setTimeout(resolve, 20));
     assert.deepEqual(b.closed, []);
     assert.equal(a.node.hasChat(id), false);
-  } finally {
-    await a.node.close();
-    await b.node.close();
-  }
+  });
 });
