@@ -3,12 +3,12 @@
  * peers, picks a terminal (line editing on a TTY, plain lines on a pipe) and runs the client.
  */
 import process from "node:process";
-import { isExit, parseClientArgs } from "./lib/cli.ts";
-import { runClient } from "./lib/client_app.ts";
-import { p2pExtension } from "./lib/client_p2p.ts";
+import { isExit, parseClientArgs } from "./lib/shared/cli.ts";
+import { runClient } from "./lib/client/app.ts";
+import { p2pExtension } from "./lib/client/p2p.ts";
 import { UdpSocket } from "./lib/p2p/mod.ts";
-import { PlainTerminal, TtyTerminal } from "./lib/terminal.ts";
-import { tcpConnection } from "./lib/transport.ts";
+import { PlainTerminal, TtyTerminal } from "./lib/client/terminal.ts";
+import { tcpConnection } from "./lib/shared/transport.ts";
 
 const encoder = new TextEncoder();
 

@@ -2,12 +2,12 @@
  * chat-server: parses the command line, wires the server core to TCP and the files in the
  * current directory, and turns the outcome into an exit status.
  */
-import { isExit, parseServerArgs } from "./lib/cli.ts";
-import { systemClock } from "./lib/clock.ts";
-import { DiskFiles } from "./lib/files.ts";
-import type { Logger } from "./lib/logger.ts";
-import { ChatServer } from "./lib/server.ts";
-import { serveTcp } from "./lib/tcp_server.ts";
+import { isExit, parseServerArgs } from "./lib/shared/cli.ts";
+import { systemClock } from "./lib/shared/clock.ts";
+import { DiskFiles } from "./lib/server/files.ts";
+import type { Logger } from "./lib/shared/logger.ts";
+import { ChatServer } from "./lib/server/chat_server.ts";
+import { serveTcp } from "./lib/server/tcp_server.ts";
 
 async function main(): Promise<number> {
   const args = parseServerArgs(Deno.args);

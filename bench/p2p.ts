@@ -17,7 +17,7 @@
  * which also kills any server or client it started and removes their directories).
  */
 
-import { readLines } from "../lib/lines.ts";
+import { readLines } from "../lib/shared/lines.ts";
 import { createHash } from "node:crypto";
 import { issueTickets, PeerNode, type TransferResult, UdpSocket } from "../lib/p2p/mod.ts";
 import { abandonPrograms, ClientPair } from "./p2p_clients.ts";

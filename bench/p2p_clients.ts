@@ -12,10 +12,10 @@ import {
   type Program,
   type RunningServer,
   startServerProgram,
-} from "../tests/process_harness.ts";
+} from "../testing/programs.ts";
 
 // The same process driver as the end-to-end tests; its failsafe also serves the benchmark.
-export { abandonPrograms } from "../tests/process_harness.ts";
+export { abandonPrograms } from "../testing/programs.ts";
 
 /** Longest wait for any one expected line (a failsafe; a 64 MiB UPD takes about a second). */
 const WAIT_MS = 60_000;

@@ -13,13 +13,13 @@
  * the whole run); only talks to 127.0.0.1; removes its temporary directory. No timing is asserted.
  */
 
-import { readLines } from "../lib/lines.ts";
+import { readLines } from "../lib/shared/lines.ts";
 import process from "node:process";
-import { systemClock } from "../lib/clock.ts";
-import { DiskFiles } from "../lib/files.ts";
-import type { Logger } from "../lib/logger.ts";
-import { ChatServer } from "../lib/server.ts";
-import { serveTcp } from "../lib/tcp_server.ts";
+import { systemClock } from "../lib/shared/clock.ts";
+import { DiskFiles } from "../lib/server/files.ts";
+import type { Logger } from "../lib/shared/logger.ts";
+import { ChatServer } from "../lib/server/chat_server.ts";
+import { serveTcp } from "../lib/server/tcp_server.ts";
 import type { PhaseResult } from "./server_client.ts";
 
 const FAILSAFE_MS = 120_000;

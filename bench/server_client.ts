@@ -10,10 +10,10 @@
  * edges of every timed phase (start and end carry this process's own) and seed the board. It prints `{"op":"done"}` last.
  */
 
-import { readLines } from "../lib/lines.ts";
+import { readLines } from "../lib/shared/lines.ts";
 import process from "node:process";
-import { type EventFrame, type Reply, ServerLink } from "../lib/client_link.ts";
-import { tcpConnection } from "../lib/transport.ts";
+import { type EventFrame, type Reply, ServerLink } from "../lib/client/server_link.ts";
+import { tcpConnection } from "../lib/shared/transport.ts";
 
 /** What one timed phase reports to the parent. */
 export interface PhaseResult {

@@ -12,7 +12,7 @@ import {
   SERVER_BIN,
   startClientProgram,
   startServerProgram,
-} from "./process_harness.ts";
+} from "../testing/programs.ts";
 
 const CREDENTIALS = "yoda jedi\nvader sithlord\nhans falcon\nobiwan hellothere\n";
 const TIMESTAMP = /\d{2} [A-Z][a-z]{2} \d{4} \d{2}:\d{2}:\d{2}/;

@@ -1,0 +1,187 @@
+/**
+ * The client's conversation with its user: login prompts, the command loop, and events shown
+ * as they arrive. Terminal I/O comes in through `Terminal`, so tests drive it with scripts.
+ */
+import { ConnectionLostError, type EventFrame, type Reply, ServerLink } from "./server_link.ts";
+import { COMMAND_PROMPT, findCommand, splitCommand } from "../shared/commands.ts";
+import type { Connection } from "../shared/transport.ts";
+
+/** What the client needs from a terminal. */
+export interface Terminal {
+  /** Shows `prompt` and reads a line; null at end of input. */
+  readLine(prompt: string): Promise<string | null>;
+  /** Like readLine, without echo on a real terminal. */
+  readSecret(prompt: string): Promise<string | null>;
+  /** Whether this is a real terminal (line editing, a status line) rather than a pipe. */
+  readonly interactive: boolean;
+  /** Prints a line above whatever the user is typing. */
+  print(line: string, style?: "error" | "event"): void;
+  /** Shows (or, with null, stops updating) a status line such as a progress bar. */
+  status(text: string | null): void;
+  /** Stops reading input (pending reads resolve null). */
+  close(): void;
+}
+
+/** Client exit statuses. */
+export const EXIT_OK = 0;
+export const EXIT_FAILURE = 1;
+
+/** Hooks that a later layer (peer-to-peer) plugs into the command loop. */
+export interface ClientExtension {
+  /** Handles a command the server does not; returns false to let the server have it. */
+  command?(line: string, session: ClientSession): Promise<boolean>;
+  /** Sees every event first; returns true when it handled it fully. */
+  event?(event: EventFrame, session: ClientSession): boolean;
+  /** Called once the user is logged in. */
+  loggedIn?(session: ClientSession): void;
+  /** Called as the client ends. */
+  finish?(): Promise<void>;
+}
+
+/** What an extension can use of the running client. */
+export interface ClientSession {
+  readonly user: string;
+  readonly link: ServerLink;
+  readonly terminal: Terminal;
+  /** Prints reply lines, errors styled as such. */
+  show(reply: Reply): void;
+}
+
+/** Options for `runClient`. */
+export interface ClientOptions {
+  conn: Connection;
+  terminal: Terminal;
+  /** The UDP port this client listens on, registered at login. */
+  udpPort: number;
+  heartbeatMs?: number;
+  extension?: ClientExtension;
+}
+
+type Outcome = { exit: number; message?: string };
+
+/** Runs one client session to the end and returns the exit status. */
+export async function runClient(options: ClientOptions): Promise<number> {
+  const { terminal } = options;
+  let loggedOutBy = "";
+  let sessionRef: ClientSession | undefined;
+  const link = new ServerLink(options.conn, {
+    heartbeatMs: options.heartbeatMs ?? 15_000,
+    onEvent(event) {
+      if (sessionRef && options.extension?.event?.(event, sessionRef)) return;
+      if (event.kind === "logout") loggedOutBy = event.lines.join(" ");
+      for (const line of event.lines) terminal.print(line, "event");
+    },
+  });
+  const ended = link.closed.then((reason): Outcome => {
+    if (loggedOutBy) return { exit: EXIT_OK };
+    return {
+      exit: EXIT_FAILURE,
+      message: reason === "closed" ? "Connection to server lost" : reason,
+    };
+  });
+  // Whatever the user is doing, the end of the connection ends the client; it is reported
+  // only where it wins that race, so a normal logout never reads as a lost connection.
+  const orEnd = async <T>(work: Promise<T>): Promise<T | Outcome> => {
+    const result = await Promise.race([work, ended]);
+    if (isOutcome(result) && result.message) terminal.print(result.message, "error");
+    return result;
+  };
+  const isOutcome = (value: unknown): value is Outcome =>
+    typeof value === "object" && value !== null && "exit" in value;
+
+  try {
+    const hello = await orEnd(link.hello());
+    if (isOutcome(hello)) return hello.exit;
+    const login = await orEnd(logIn(link, terminal, options.udpPort));
+    if (isOutcome(login)) return login.exit;
+    if (typeof login === "number") return login;
+    const session: ClientSession = {
+      user: login.user,
+      link,
+      terminal,
+      show: (reply) => showReply(terminal, reply),
+    };
+    sessionRef = session;
+    options.extension?.loggedIn?.(session);
+    while (true) {
+      const line = await orEnd(terminal.readLine(COMMAND_PROMPT));
+      if (isOutcome(line)) return line.exit;
+      const command = line === null ? "OUT" : line.trim();
+      if (command === "") continue;
+      const result = await orEnd(runCommand(command, session, options.extension));
+      if (isOutcome(result)) return result.exit;
+      if (result === "bye") return EXIT_OK;
+    }
+  } catch (error) {
+    if (!(error instanceof ConnectionLostError)) throw error;
+    const outcome = await ended;
+    if (outcome.message) terminal.print(outcome.message, "error");
+    return outcome.exit;
+  } finally {
+    terminal.close();
+    await options.extension?.finish?.();
+    link.close();
+  }
+}
+
+async function logIn(
+  link: ServerLink,
+  terminal: Terminal,
+  udpPort: number,
+): Promise<{ user: string } | number> {
+  while (true) {
+    const name = await terminal.readLine("Username: ");
+    if (name === null) return EXIT_FAILURE;
+    if (name.trim() === "") continue;
+    const asked = await link.request({ t: "user", name: name.trim() });
+    showReply(terminal, asked, !asked.ok);
+    if (!asked.ok) continue;
+    while (true) {
+      const password = await terminal.readSecret("Password: ");
+      if (password === null) return EXIT_FAILURE;
+      const reply = await link.request({ t: "pass", password, udpPort });
+      showReply(terminal, reply);
+      if (reply.ok) return { user: String(reply.data?.user ?? name.trim()) };
+      if (reply.code === "locked" || reply.code === "blocked") return EXIT_FAILURE;
+      if (reply.code === "bad-password" || reply.code === "usage") continue;
+      break; // already-online or a lost registration race: ask for the username again
+    }
+  }
+}
+
+function showReply(terminal: Terminal, reply: Reply, quietIfEmpty = false): void {
+  if (quietIfEmpty && reply.lines.length === 0) return;
+  for (const line of reply.lines) terminal.print(line, reply.ok ? undefined : "error");
+}
+
+async function runCommand(
+  line: string,
+  session: ClientSession,
+  extension: ClientExtension | undefined,
+): Promise<"bye" | "more"> {
+  const { word } = splitCommand(line);
+  const spec = findCommand(word);
+  if (spec?.name === "passwd") {
+    await changePassword(session);
+    return "more";
+  }
+  if (await extension?.command?.(line, session)) return "more";
+  const reply = await session.link.request({ t: "cmd", line });
+  session.show(reply);
+  return spec?.name === "OUT" && reply.ok ? "bye" : "more";
+}
+
+async function changePassword(session: ClientSession): Promise<void> {
+  const { terminal, link } = session;
+  const old = await terminal.readSecret("Old password: ");
+  if (old === null) return;
+  const fresh = await terminal.readSecret("New password: ");
+  if (fresh === null) return;
+  const again = await terminal.readSecret("New password again: ");
+  if (again === null) return;
+  if (fresh !== again) {
+    terminal.print("The new passwords do not match. Password not changed.", "error");
+    return;
+  }
+  session.show(await link.request({ t: "passwd", old, new: fresh }));
+}

@@ -1,0 +1,637 @@
+import assert from "node:assert/strict";
+import { createHash } from "node:crypto";
+import {
+  type DatagramSocket,
+  type FileReceived,
+  issueTickets,
+  LossySocket,
+  MemoryNetwork,
+  PeerNode,
+  type PeerNodeOptions,
+  TransferError,
+  type TransferFailed,
+  UdpSocket,
+} from "../../lib/p2p/mod.ts";
+
+const CAN_USE_FILES = Deno.permissions.querySync({ name: "read" }).state === "granted" &&
+  Deno.permissions.querySync({ name: "write" }).state === "granted";
+
+/** Fast timers so failures and retransmissions do not take real seconds. */
+const FAST: Partial<PeerNodeOptions> = {
+  initialRtoMs: 40,
+  minRtoMs: 10,
+  maxRtoMs: 200,
+  idleTimeoutMs: 1500,
+  handshakeTimeoutMs: 1500,
+  handshakeRetryMs: 20,
+  messageRetryMs: 40,
+  messageGiveUpMs: 400,
+  lingerMs: 1000,
+  progressIntervalMs: 20,
+};
+
+interface Peer {
+  name: string;
+  node: PeerNode;
+  dir: string;
+  received: FileReceived[];
+  failed: TransferFailed[];
+}
+
+interface Faults {
+  loss?: number;
+  duplicate?: number;
+  reorder?: number;
+  corrupt?: number;
+  seed?: number;
+}
+
+function makePeer(
+  name: string,
+  socket: DatagramSocket,
+  dir: string,
+  options: Partial<PeerNodeOptions> = {},
+): Peer {
+  const peer: Peer = { name, dir, received: [], failed: [], node: undefined! };
+  peer.node = new PeerNode(socket, {
+    ...FAST,
+    ...options,
+    downloadDir: dir,
+    events: {
+      onFileReceived: (r) => peer.received.push(r),
+      onTransferFailed: (f) => peer.failed.push(f),
+    },
+  });
+  return peer;
+}
+
+function lossy(socket: DatagramSocket, faults: Faults, seed: number): DatagramSocket {
+  if (!faults.loss && !faults.duplicate && !faults.reorder && !faults.corrupt) return socket;
+  return new LossySocket(socket, { seed, ...faults });
+}
+
+/** Two peers on an in-memory network with faults injected in both directions. */
+async function memoryPair(
+  faults: Faults = {},
+  options: Partial<PeerNodeOptions> = {},
+): Promise<[Peer, Peer, () => Promise<void>]> {
+  const network = new MemoryNetwork();
+  const seed = faults.seed ?? 1;
+  const dirA = await Deno.makeTempDir({ prefix: "p2p_a_" });
+  const dirB = await Deno.makeTempDir({ prefix: "p2p_b_" });
+  const a = makePeer("yoda", lossy(network.socket(), faults, seed), dirA, options);
+  const b = makePeer("hans", lossy(network.socket(), faults, seed + 1000), dirB, options);
+  return [a, b, async () => {
+    await a.node.close();
+    await b.node.close();
+    await Deno.remove(dirA, { recursive: true });
+    await Deno.remove(dirB, { recursive: true });
+  }];
+}
+
+async function udpPair(
+  options: Partial<PeerNodeOptions> = {},
+): Promise<[Peer, Peer, () => Promise<void>]> {
+  const dirA = await Deno.makeTempDir({ prefix: "p2p_a_" });
+  const dirB = await Deno.makeTempDir({ prefix: "p2p_b_" });
+  const a = makePeer("yoda", new UdpSocket({ hostname: "127.0.0.1", port: 0 }), dirA, options);
+  const b = makePeer("hans", new UdpSocket({ hostname: "127.0.0.1", port: 0 }), dirB, options);
+  return [a, b, async () => {
+    await a.node.close();
+    await b.node.close();
+    await Deno.remove(dirA, { recursive: true });
+    await Deno.remove(dirB, { recursive: true });
+  }];
+}
+
+let fileCounter = 0;
+
+async function randomFile(dir: string, size: number, name = `data${fileCounter++}.bin`) {
+  const path = `${dir}/${name}`;
+  const file = await Deno.open(path, { write: true, create: true, truncate: true });
+  const block = new Uint8Array(65536);
+  for (let done = 0; done < size; done += block.length) {
+    crypto.getRandomValues(block);
+    await file.write(block.subarray(0, Math.min(block.length, size - done)));
+  }
+  file.close();
+  return path;
+}
+
+async function sha256Of(path: string): Promise<string> {
+  return createHash("sha256").update(await Deno.readFile(path)).digest("hex");
+}
+
+function tickets(from: Peer, to: Peer, fileName: string) {
+  return issueTickets({
+    kind: "file",
+    from: from.name,
+    to: to.name,
+    fromAddress: from.node.localAddress,
+    toAddress: to.node.localAddress,
+    fileName,
+  });
+}
+
+async function transfer(from: Peer, to: Peer, path: string, fileName: string) {
+  const [send, receive] = tickets(from, to, fileName);
+  to.node.accept(receive);
+  return await from.node.sendFile(send, path);
+}
+
+async function listDir(dir: string): Promise<string[]> {
+  const names: string[] = [];
+  for await (const entry of Deno.readDir(dir)) names.push(entry.name);
+  return names.sort();
+}
+
+async function waitFor(condition: () => boolean, ms = 3000): Promise<void> {
+  const deadline = performance.now() + ms;
+  while (!condition()) {
+    if (performance.now() > deadline) throw new Error("Timed out waiting for a condition");
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+}
+
+const SIZES: [string, number][] = [
+  ["0 B", 0],
+  ["1 B", 1],
+  ["exactly one datagram", 1200],
+  ["one byte over a datagram", 1201],
+  ["2 MiB", 2 * 1024 * 1024 + 77],
+];
+
+for (const loss of [0, 0.1, 0.3]) {
+  for (const [label, size] of SIZES) {
+    const faults = loss === 0 ? {} : { loss, duplicate: 0.05, reorder: 0.1, seed: size + 7 };
+    Deno.test({
+      name: `sendFile() delivers a ${label} file byte-identical at ${loss * 100}% loss${
+        loss ? " with duplication and reordering" : ""
+      }`,
+      ignore: !CAN_USE_FILES,
+      fn: async () => {
+        const [a, b, done] = await memoryPair(faults, { loopbackPayloadBytes: 1200 });
+        try {
+          const path = await randomFile(a.dir, size);
+          const result = await transfer(a, b, path, "notes.bin");
+          assert.equal(result.bytes, size);
+          assert.equal(b.received.length, 1);
+          const saved = b.received[0]!;
+          assert.equal(saved.savedAs, `${b.dir}/yoda_notes.bin`);
+          assert.equal(await sha256Of(saved.savedAs), await sha256Of(path));
+          assert.equal(result.sha256, await sha256Of(path));
+          assert.deepEqual(await listDir(b.dir), ["yoda_notes.bin"]);
+        } finally {
+          await done();
+        }
+      },
+    });
+  }
+}
+
+Deno.test({
+  name: "sendFile() moves 4 MiB over real UDP on 127.0.0.1 with large loopback datagrams",
+  ignore: !CAN_USE_FILES,
+  fn: async () => {
+    const [a, b, done] = await udpPair();
+    try {
+      const path = await randomFile(a.dir, 4 * 1024 * 1024 + 5);
+      const result = await transfer(a, b, path, "big.bin");
+      assert.ok(result.chunkSize > 1200, "loopback uses datagrams larger than 1,200 bytes");
+      assert.equal(await sha256Of(b.received[0]!.savedAs), await sha256Of(path));
+    } finally {
+      await done();
+    }
+  },
+});
+
+/** Passes datagrams through, records what was sent, and can play dead like a killed process. */
+class TapSocket implements DatagramSocket {
+  readonly sent: { data: Uint8Array; to: { hostname: string; port: number } }[] = [];
+  dead = false;
+  constructor(readonly inner: DatagramSocket) {}
+  get localAddress() {
+    return this.inner.localAddress;
+  }
+  send(data: Uint8Array, to: { hostname: string; port: number }): Promise<void> {
+    if (this.dead) return Promise.resolve();
+    this.sent.push({ data: data.slice(), to });
+    return this.inner.send(data, to);
+  }
+  async receive() {
+    for (;;) {
+      const datagram = await this.inner.receive();
+      if (datagram === null || !this.dead) return datagram;
+    }
+  }
+  close() {
+    this.inner.close();
+  }
+}
+
+async function tappedPair(options: Partial<PeerNodeOptions> = {}) {
+  const network = new MemoryNetwork();
+  const dirA = await Deno.makeTempDir({ prefix: "p2p_a_" });
+  const dirB = await Deno.makeTempDir({ prefix: "p2p_b_" });
+  const tapA = new TapSocket(network.socket());
+  const tapB = new TapSocket(network.socket());
+  const settings = { loopbackPayloadBytes: 1200, ...options };
+  const a = makePeer("yoda", tapA, dirA, settings);
+  const b = makePeer("hans", tapB, dirB, settings);
+  const attacker = network.socket();
+  return {
+    a,
+    b,
+    tapA,
+    tapB,
+    attacker,
+    done: async () => {
+      attacker.close();
+      await a.node.close();
+      await b.node.close();
+      await Deno.remove(dirA, { recursive: true });
+      await Deno.remove(dirB, { recursive: true });
+    },
+  };
+}
+
+Deno.test({
+  name: "forged datagrams (wrong key) are dropped and no file appears",
+  ignore: !CAN_USE_FILES,
+  fn: async () => {
+    const { a, b, attacker, done } = await tappedPair();
+    try {
+      const [send, receive] = tickets(a, b, "notes.txt");
+      b.node.accept(receive);
+      // The attacker knows the ticket id and address but not the key.
+      const forger = new PeerNode(new MemoryNetwork().socket(), { ...FAST, downloadDir: a.dir });
+      const forgedTicket = { ...send, key: btoa("x".repeat(32)) };
+      const tap = new TapSocket(attacker);
+      const forgerNode = new PeerNode(tap, {
+        ...FAST,
+        downloadDir: a.dir,
+        handshakeTimeoutMs: 200,
+      });
+      const path = await randomFile(a.dir, 5000);
+      await assert.rejects(forgerNode.sendFile(forgedTicket, path), TransferError);
+      assert.ok(b.node.stats.badTag >= 3, "offers with a bad tag were dropped");
+      assert.equal(b.node.stats.accepted, 0);
+      assert.deepEqual(await listDir(b.dir), []);
+      await forgerNode.close();
+      await forger.close();
+      // The real sender still gets through afterwards.
+      await a.node.sendFile(send, path);
+      assert.deepEqual(await listDir(b.dir), ["yoda_notes.txt"]);
+    } finally {
+      await done();
+    }
+  },
+});
+
+Deno.test({
+  name: "replayed datagrams are refused during the transfer and after it, and never written",
+  ignore: !CAN_USE_FILES,
+  fn: async () => {
+    const { a, b, tapA, attacker, done } = await tappedPair({ lingerMs: 50 });
+    try {
+      const path = await randomFile(a.dir, 50_000);
+      const [send, receive] = tickets(a, b, "notes.txt");
+      b.node.accept(receive);
+      const sending = a.node.sendFile(send, path);
+      // Replay everything the sender said so far, from another address, while it runs.
+      await waitFor(() => tapA.sent.length > 10);
+      for (const { data } of tapA.sent.slice()) await attacker.send(data, b.node.localAddress);
+      await sending;
+      assert.ok(b.node.stats.replayed > 0, "replays were counted");
+      assert.equal(await sha256Of(`${b.dir}/yoda_notes.txt`), await sha256Of(path));
+      // After the ticket is gone, a full replay is just datagrams for an unknown ticket.
+      await waitFor(() => b.node.stats.unknownTicket === 0 && performance.now() > 0);
+      await new Promise((resolve) => setTimeout(resolve, 120));
+      const before = b.node.stats.unknownTicket;
+      for (const { data } of tapA.sent) await attacker.send(data, b.node.localAddress);
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      assert.equal(b.node.stats.unknownTicket - before, tapA.sent.length);
+      assert.deepEqual(await listDir(b.dir), ["yoda_notes.txt"]);
+      assert.equal(b.received.length, 1);
+    } finally {
+      await done();
+    }
+  },
+});
+
+Deno.test({
+  name: "corrupted datagrams are dropped and the file still arrives byte-identical",
+  ignore: !CAN_USE_FILES,
+  fn: async () => {
+    const [a, b, done] = await memoryPair({ corrupt: 0.2, seed: 99 }, {
+      loopbackPayloadBytes: 1200,
+    });
+    try {
+      const path = await randomFile(a.dir, 300_000);
+      await transfer(a, b, path, "notes.bin");
+      assert.ok(b.node.stats.badTag + b.node.stats.malformed > 0, "corruption was detected");
+      assert.equal(await sha256Of(`${b.dir}/yoda_notes.bin`), await sha256Of(path));
+      assert.deepEqual(await listDir(b.dir), ["yoda_notes.bin"]);
+    } finally {
+      await done();
+    }
+  },
+});
+
+Deno.test({
+  name: "datagrams for an unknown ticket, reflected datagrams and junk are dropped",
+  ignore: !CAN_USE_FILES,
+  fn: async () => {
+    const { a, b, attacker, done } = await tappedPair();
+    try {
+      const path = await randomFile(a.dir, 10_000);
+      await transfer(a, b, path, "notes.txt");
+      const unknownBefore = b.node.stats.unknownTicket;
+      await attacker.send(new TextEncoder().encode("hello?"), b.node.localAddress);
+      const strangers = issueTickets({
+        kind: "file",
+        from: "eve",
+        to: "hans",
+        fromAddress: attacker.localAddress,
+        toAddress: b.node.localAddress,
+        fileName: "x",
+      });
+      const eve = new PeerNode(new TapSocket(attacker), {
+        ...FAST,
+        downloadDir: a.dir,
+        handshakeTimeoutMs: 100,
+      });
+      await assert.rejects(eve.sendFile(strangers[0], path), { reason: "timed-out" });
+      await eve.close();
+      assert.ok(b.node.stats.unknownTicket > unknownBefore, "unknown ticket dropped");
+      assert.ok(b.node.stats.malformed >= 1, "junk dropped");
+      assert.deepEqual(await listDir(b.dir), ["yoda_notes.txt"]);
+    } finally {
+      await done();
+    }
+  },
+});
+
+Deno.test({
+  name: "a datagram reflected back to its sender is dropped by the direction check",
+  ignore: !CAN_USE_FILES,
+  fn: async () => {
+    const { a, b, tapA, attacker, done } = await tappedPair();
+    try {
+      const [send, receive] = tickets(a, b, "notes.txt");
+      b.node.accept(receive);
+      const path = await randomFile(a.dir, 2 * 1024 * 1024);
+      const sending = a.node.sendFile(send, path);
+      await waitFor(() => tapA.sent.length > 3);
+      for (const { data } of tapA.sent.slice(0, 3)) await attacker.send(data, a.node.localAddress);
+      await sending;
+      assert.ok(a.node.stats.wrongDirection >= 3);
+    } finally {
+      await done();
+    }
+  },
+});
+
+Deno.test({
+  name: "two transfers into one receiver at once, from two senders, both arrive intact",
+  ignore: !CAN_USE_FILES,
+  fn: async () => {
+    const network = new MemoryNetwork();
+    const dirs = await Promise.all([0, 1, 2].map(() => Deno.makeTempDir({ prefix: "p2p_m_" })));
+    const options = { loopbackPayloadBytes: 1200 };
+    const a = makePeer(
+      "yoda",
+      new LossySocket(network.socket(), { seed: 1, loss: 0.05 }),
+      dirs[0]!,
+      options,
+    );
+    const c = makePeer(
+      "luke",
+      new LossySocket(network.socket(), { seed: 2, loss: 0.05 }),
+      dirs[1]!,
+      options,
+    );
+    const b = makePeer(
+      "hans",
+      new LossySocket(network.socket(), { seed: 3, loss: 0.05 }),
+      dirs[2]!,
+      options,
+    );
+    try {
+      const pathA = await randomFile(a.dir, 400_000);
+      const pathC = await randomFile(c.dir, 300_000);
+      const pathA2 = await randomFile(a.dir, 200_000);
+      await Promise.all([
+        transfer(a, b, pathA, "notes.txt"),
+        transfer(c, b, pathC, "notes.txt"),
+        transfer(a, b, pathA2, "notes.txt"),
+      ]);
+      assert.deepEqual(await listDir(b.dir), [
+        "luke_notes.txt",
+        "yoda_notes-1.txt",
+        "yoda_notes.txt",
+      ]);
+      assert.equal(await sha256Of(`${b.dir}/luke_notes.txt`), await sha256Of(pathC));
+      const yodas = [
+        await sha256Of(`${b.dir}/yoda_notes.txt`),
+        await sha256Of(`${b.dir}/yoda_notes-1.txt`),
+      ];
+      assert.deepEqual(yodas.sort(), [await sha256Of(pathA), await sha256Of(pathA2)].sort());
+    } finally {
+      for (const peer of [a, b, c]) await peer.node.close();
+      for (const dir of dirs) await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
+
+Deno.test({
+  name: "transfers in both directions at once on the same sockets both arrive intact",
+  ignore: !CAN_USE_FILES,
+  fn: async () => {
+    const [a, b, done] = await udpPair();
+    try {
+      const pathA = await randomFile(a.dir, 1_500_000);
+      const pathB = await randomFile(b.dir, 1_000_000);
+      await Promise.all([transfer(a, b, pathA, "ab.bin"), transfer(b, a, pathB, "ba.bin")]);
+      assert.equal(await sha256Of(`${b.dir}/yoda_ab.bin`), await sha256Of(pathA));
+      assert.equal(await sha256Of(`${a.dir}/hans_ba.bin`), await sha256Of(pathB));
+    } finally {
+      await done();
+    }
+  },
+});
+
+/**
+ * Starts an 8 MiB transfer a→b and resolves once some of it is in the receiver's temporary file
+ * (written in blocks of about 1 MiB), long before the end: the engine is fast enough to move a
+ * couple of MiB between two polls, so a fixed sleep could let the transfer finish first.
+ */
+async function startBigTransfer(a: Peer, b: Peer, signal?: AbortSignal) {
+  const path = await randomFile(a.dir, 8 * 1024 * 1024);
+  const [send, receive] = tickets(a, b, "big.bin");
+  b.node.accept(receive);
+  const sending = a.node.sendFile(send, path, signal ? { signal } : {});
+  sending.catch(() => {});
+  const partial = () => {
+    for (const entry of Deno.readDirSync(b.dir)) {
+      if (entry.name.endsWith(".part") && Deno.statSync(`${b.dir}/${entry.name}`).size > 0) {
+        return true;
+      }
+    }
+    return false;
+  };
+  await waitFor(() => b.failed.length > 0 || partial());
+  return { sending };
+}
+
+async function partialFiles(dir: string): Promise<string[]> {
+  return (await listDir(dir)).filter((name) => name.startsWith("."));
+}
+
+Deno.test({
+  name: "a sender killed mid-transfer leaves the receiver with peer-gone and no partial file",
+  ignore: !CAN_USE_FILES,
+  fn: async () => {
+    const { a, b, tapA, done } = await tappedPair({ idleTimeoutMs: 300 });
+    try {
+      const { sending } = await startBigTransfer(a, b);
+      tapA.dead = true;
+      await waitFor(() => b.failed.length === 1);
+      assert.equal(b.failed[0]!.reason, "peer-gone");
+      assert.deepEqual(await listDir(b.dir), []);
+      await assert.rejects(sending, { name: "TransferError", reason: "peer-gone" });
+    } finally {
+      await done();
+    }
+  },
+});
+
+Deno.test({
+  name: "a receiver killed mid-transfer makes sendFile() reject with peer-gone",
+  ignore: !CAN_USE_FILES,
+  fn: async () => {
+    const { a, b, tapB, done } = await tappedPair({ idleTimeoutMs: 300 });
+    try {
+      const { sending } = await startBigTransfer(a, b);
+      tapB.dead = true;
+      await assert.rejects(sending, { name: "TransferError", reason: "peer-gone" });
+      await waitFor(() => b.failed.length === 1);
+      assert.deepEqual(await partialFiles(b.dir), []);
+    } finally {
+      await done();
+    }
+  },
+});
+
+Deno.test({
+  name: "a receiver that shuts down mid-transfer tells the sender at once (peer-gone)",
+  ignore: !CAN_USE_FILES,
+  fn: async () => {
+    const { a, b, done } = await tappedPair();
+    try {
+      const { sending } = await startBigTransfer(a, b);
+      const started = performance.now();
+      await b.node.close();
+      await assert.rejects(sending, { name: "TransferError", reason: "peer-gone" });
+      assert.ok(performance.now() - started < 1000, "no need to wait for the idle timeout");
+      assert.deepEqual(await listDir(b.dir), []);
+    } finally {
+      await done();
+    }
+  },
+});
+
+Deno.test({
+  name: "sendFile() cancelled by its AbortSignal rejects with aborted and the receiver is told",
+  ignore: !CAN_USE_FILES,
+  fn: async () => {
+    const { a, b, done } = await tappedPair();
+    try {
+      const controller = new AbortController();
+      const { sending } = await startBigTransfer(a, b, controller.signal);
+      controller.abort();
+      await assert.rejects(sending, { name: "TransferError", reason: "aborted" });
+      await waitFor(() => b.failed.length === 1);
+      assert.equal(b.failed[0]!.reason, "aborted");
+      assert.deepEqual(await listDir(b.dir), []);
+    } finally {
+      await done();
+    }
+  },
+});
+
+Deno.test({
+  name: "sendFile() to a peer that never got its ticket rejects with timed-out",
+  ignore: !CAN_USE_FILES,
+  fn: async () => {
+    const [a, b, done] = await memoryPair({}, { handshakeTimeoutMs: 200 });
+    try {
+      const path = await randomFile(a.dir, 100);
+      const [send] = tickets(a, b, "notes.txt");
+      await assert.rejects(a.node.sendFile(send, path), {
+        name: "TransferError",
+        reason: "timed-out",
+      });
+      assert.deepEqual(await listDir(b.dir), []);
+    } finally {
+      await done();
+    }
+  },
+});
+
+Deno.test({
+  name: "a receiver rejects a file over its size limit and both sides see rejected",
+  ignore: !CAN_USE_FILES,
+  fn: async () => {
+    const network = new MemoryNetwork();
+    const dirA = await Deno.makeTempDir();
+    const dirB = await Deno.makeTempDir();
+    const a = makePeer("yoda", network.socket(), dirA);
+    const b = makePeer("hans", network.socket(), dirB, { maxFileBytes: 1000 });
+    try {
+      const path = await randomFile(a.dir, 5000);
+      await assert.rejects(transfer(a, b, path, "big.bin"), { reason: "rejected" });
+      await waitFor(() => b.failed.length === 1);
+      assert.equal(b.failed[0]!.reason, "rejected");
+      assert.deepEqual(await listDir(b.dir), []);
+    } finally {
+      await a.node.close();
+      await b.node.close();
+      await Deno.remove(dirA, { recursive: true });
+      await Deno.remove(dirB, { recursive: true });
+    }
+  },
+});
+
+Deno.test({
+  name: "sendFile() of a missing file rejects with disk-error and tells the receiver",
+  ignore: !CAN_USE_FILES,
+  fn: async () => {
+    const [a, b, done] = await memoryPair();
+    try {
+      const [send, receive] = tickets(a, b, "ghost.txt");
+      b.node.accept(receive);
+      await assert.rejects(a.node.sendFile(send, `${a.dir}/missing.txt`), { reason: "disk-error" });
+      await waitFor(() => b.failed.length === 1);
+      assert.equal(b.failed[0]!.reason, "disk-error");
+    } finally {
+      await done();
+    }
+  },
+});
+
+Deno.test({
+  name: "the receiver reports progress and the saved path, and names never escape the directory",
+  ignore: !CAN_USE_FILES,
+  fn: async () => {
+    const [a, b, done] = await memoryPair();
+    try {
+      const path = await randomFile(a.dir, 1000);
+      await transfer(a, b, path, "../../../etc/.passwd");
+      assert.deepEqual(await listDir(b.dir), ["yoda_passwd"]);
+      assert.equal(b.received[0]!.savedAs, `${b.dir}/yoda_passwd`);
+    } finally {
+      await done();
+    }
+  },
+});

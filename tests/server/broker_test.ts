@@ -1,0 +1,155 @@
+/** The server as broker of the peer-to-peer path: UPD, startprivate, stopprivate. */
+import assert from "node:assert/strict";
+import { parseTicket } from "../../lib/p2p/mod.ts";
+import { loggedIn, PASSWORDS, settle, startServer, type TestServer } from "../../testing/server_fixture.ts";
+
+async function users(test: TestServer, names: string[]) {
+  const clients = [];
+  let port = 7001;
+  for (const name of names) clients.push(await loggedIn(test, name, PASSWORDS[name]!, port++));
+  return clients;
+}
+
+Deno.test("UPD hands both peers matching tickets with each other's UDP address", async () => {
+  const test = await startServer();
+  const [yoda, hans] = await users(test, ["yoda", "hans"]);
+  const reply = await yoda!.cmd("UPD hans notes.txt");
+  assert.equal(reply.ok, true);
+  const mine = parseTicket(reply.data?.ticket);
+  const theirsEvent = await hans!.waitForEvent((e) => e.kind === "ticket");
+  const theirs = parseTicket(theirsEvent.data?.ticket);
+  assert.equal(mine.id, theirs.id);
+  assert.equal(mine.key, theirs.key);
+  assert.deepEqual([mine.kind, mine.role, mine.self, mine.peer], [
+    "file",
+    "sender",
+    "yoda",
+    "hans",
+  ]);
+  assert.deepEqual([theirs.role, theirs.self, theirs.peer], ["receiver", "hans", "yoda"]);
+  assert.equal(mine.address.port, 7002);
+  assert.equal(theirs.address.port, 7001);
+  assert.equal(theirs.fileName, "notes.txt");
+  // Each transfer gets a fresh key.
+  const again = parseTicket((await yoda!.cmd("UPD hans notes.txt")).data?.ticket);
+  assert.notEqual(again.key, mine.key);
+  assert.notEqual(again.id, mine.id);
+  await test.close();
+});
+
+Deno.test("UPD refuses self, unknown, offline and blocked targets", async () => {
+  const test = await startServer();
+  const [yoda, hans] = await users(test, ["yoda", "hans"]);
+  const cases: Array<[string, string]> = [
+    ["UPD yoda f.txt", "You cannot send a file to yourself."],
+    ["UPD darth f.txt", "User darth does not exist."],
+    ["UPD vader f.txt", "vader is offline"],
+  ];
+  for (const [line, error] of cases) assert.deepEqual((await yoda!.cmd(line)).lines, [error]);
+  await hans!.cmd("block yoda");
+  assert.deepEqual((await yoda!.cmd("UPD hans f.txt")).lines, [
+    "Your file could not be sent as hans has blocked you",
+  ]);
+  // A blocked user does not learn whether the blocker is online.
+  await hans!.cmd("OUT");
+  assert.deepEqual((await yoda!.cmd("UPD hans f.txt")).lines, [
+    "Your file could not be sent as hans has blocked you",
+  ]);
+  assert.equal((await yoda!.cmd("UPD hans")).code, "usage");
+  await test.close();
+});
+
+Deno.test("startprivate asks the target; yes gives both a chat ticket", async () => {
+  const test = await startServer();
+  const [yoda, hans] = await users(test, ["yoda", "hans"]);
+  assert.deepEqual((await yoda!.cmd("startprivate hans")).lines, [
+    "Waiting for hans to accept private messaging...",
+  ]);
+  const ask = await hans!.waitFor("yoda would like to private message, enter y or n:");
+  const answer = await hans!.link.request({ t: "answer", ask: ask.data!.ask as number, yes: true });
+  assert.equal(answer.ok, true);
+  const started = await yoda!.waitFor("Start private messaging with hans");
+  const mine = parseTicket(started.data?.ticket);
+  const theirs = parseTicket(
+    (await hans!.waitFor("Start private messaging with yoda")).data?.ticket,
+  );
+  assert.deepEqual([mine.kind, mine.role, theirs.role], ["chat", "initiator", "responder"]);
+  assert.equal(mine.key, theirs.key);
+  assert.deepEqual((await yoda!.cmd("getaddress hans")).lines, [
+    "Private messaging with hans is already enabled.",
+  ]);
+  // The same answer cannot be used twice.
+  const twice = await hans!.link.request({ t: "answer", ask: ask.data!.ask as number, yes: true });
+  assert.equal(twice.ok, false);
+  await test.close();
+});
+
+Deno.test("startprivate declined tells the requester", async () => {
+  const test = await startServer();
+  const [yoda, hans] = await users(test, ["yoda", "hans"]);
+  await yoda!.cmd("getaddress hans");
+  const ask = await hans!.waitFor("would like to private message");
+  await hans!.link.request({ t: "answer", ask: ask.data!.ask as number, yes: false });
+  await yoda!.waitFor("hans declined private messaging");
+  assert.equal(yoda!.events.some((e) => e.kind === "ticket"), false);
+  await test.close();
+});
+
+Deno.test("startprivate refuses self, unknown, offline and blocked; unanswered requests expire", async () => {
+  const test = await startServer();
+  const [yoda, hans, vader] = await users(test, ["yoda", "hans", "vader"]);
+  assert.deepEqual((await yoda!.cmd("startprivate yoda")).lines, [
+    "You cannot start private messaging with yourself.",
+  ]);
+  assert.deepEqual((await yoda!.cmd("startprivate darth")).lines, ["User darth does not exist."]);
+  assert.deepEqual((await yoda!.cmd("startprivate obiwan")).lines, ["obiwan is offline"]);
+  await vader!.cmd("block yoda");
+  assert.deepEqual((await yoda!.cmd("startprivate vader")).lines, [
+    "Private messaging could not be started as vader has blocked you",
+  ]);
+  await yoda!.cmd("startprivate hans");
+  assert.deepEqual((await yoda!.cmd("startprivate hans")).lines, [
+    "Still waiting for hans to answer.",
+  ]);
+  test.clock.advance(60_001);
+  yoda!.link.heartbeat();
+  hans!.link.heartbeat();
+  vader!.link.heartbeat();
+  await settle();
+  await test.server.sweep();
+  await yoda!.waitFor("hans did not answer the private messaging request");
+  await test.close();
+});
+
+Deno.test("stopprivate ends the session and tells the peer; logout and block end it too", async () => {
+  const test = await startServer();
+  const [yoda, hans, obiwan] = await users(test, ["yoda", "hans", "obiwan"]);
+  const open = async (a: typeof yoda, b: typeof yoda, bName: string) => {
+    await a!.cmd(`startprivate ${bName}`);
+    const ask = [...b!.events].reverse().find((e) => e.kind === "ask") ??
+      await b!.waitFor("would like to private message");
+    await b!.link.request({ t: "answer", ask: ask.data!.ask as number, yes: true });
+  };
+  await open(yoda, hans, "hans");
+  assert.deepEqual((await hans!.cmd("stopprivate obiwan")).lines, [
+    "Error. Private messaging to obiwan not enabled",
+  ]);
+  const stopped = await hans!.cmd("stopprivate yoda");
+  assert.deepEqual(stopped.lines, ["Private messaging with yoda stopped"]);
+  await yoda!.waitFor("hans stopped private messaging with you");
+
+  hans!.events.length = 0;
+  await open(yoda, hans, "hans");
+  await open(obiwan, yoda, "yoda");
+  await yoda!.cmd("OUT");
+  await hans!.waitFor("Private messaging with yoda ended (yoda logged out)");
+  await obiwan!.waitFor("Private messaging with yoda ended (yoda logged out)");
+
+  const vader = await loggedIn(test, "vader", "sithlord");
+  hans!.events.length = 0;
+  await open(hans, vader, "vader");
+  await vader.cmd("block hans");
+  await hans!.waitFor("Private messaging with vader ended");
+  assert.ok(!hans!.eventLines.some((line) => line.includes("blocked")));
+  await test.close();
+});
