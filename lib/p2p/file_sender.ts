@@ -1,12 +1,13 @@
 /**
  * The sending side of a file transfer: offer, windowed sending with selective acknowledgement,
- * loss detection, retransmission, AIMD congestion control with pacing, then FIN with the
+ * loss detection, retransmission (paced and windowed by congestion.ts), then FIN with the
  * whole-file SHA-256 and a wait for the receiver's DONE.
  *
  * @module
  */
 
 import { createHash, type Hash } from "node:crypto";
+import { CongestionControl } from "./congestion.ts";
 import { TransferError, type TransferFailureReason } from "./errors.ts";
 import { type NodeContext, reportProgress, Session } from "./session.ts";
 import { isLoopback } from "./socket.ts";
@@ -49,15 +50,6 @@ const LOST = 3;
 
 /** Packets that may be overtaken before one counts as lost (as in QUIC and TCP). */
 const REORDER_THRESHOLD = 3;
-/** Congestion window floor, in datagrams. */
-const MIN_CWND = 4;
-/** Initial congestion window, in datagrams. */
-const INITIAL_CWND = 10;
-/** Multiplicative decrease on a loss event (CUBIC's beta; gentler than Reno's 0.5). */
-const BETA = 0.7;
-/** How far the pacing rate runs ahead of cwnd/srtt, in slow start and after. */
-const PACING_GAIN_SLOW_START = 2;
-const PACING_GAIN = 1.25;
 /** Largest window in chunks: an ACK bitmap of 1,024 bytes covers 8,192 chunks from a byte edge. */
 export const MAX_WINDOW_CHUNKS = 8184;
 /** Packet send times remembered for RTT samples. */
@@ -118,16 +110,9 @@ export class FileSender extends Session {
   #readAheadFirst = 0;
 
   // Congestion control and timers.
-  #cwnd = INITIAL_CWND;
-  #ssthresh = Infinity;
-  #recoveryStart = -Infinity;
-  #srtt = 0;
-  #rttvar = 0;
-  #rto: number;
+  readonly #cc: CongestionControl;
   #rtoDeadline = Infinity;
   #lossDeadline = Infinity;
-  #tokens = INITIAL_CWND;
-  #tokensAt = 0;
   readonly #progressThrottle = { last: -Infinity };
 
   #dataSent = 0;
@@ -141,7 +126,7 @@ export class FileSender extends Session {
     this.#started = context.clock.now();
     const s = context.settings;
     this.#chunkSize = isLoopback(ticket.address.hostname) ? s.loopbackPayloadBytes : s.payloadBytes;
-    this.#rto = s.initialRtoMs;
+    this.#cc = new CongestionControl(s);
     if (isLoopback(ticket.address.hostname)) {
       this.#maxInFlight = Math.max(4, Math.floor(LOOPBACK_MAX_IN_FLIGHT_BYTES / this.#chunkSize));
     }
@@ -219,6 +204,7 @@ export class FileSender extends Session {
           this.#window = Math.max(1, Math.min(message.window, MAX_WINDOW_CHUNKS));
           this.#state = new Uint8Array(this.#window);
           this.#slotPn = new Uint32Array(this.#window);
+          this.#cc.setMaxCwnd(this.#window);
           this.#wake();
         }
         break;
@@ -272,9 +258,9 @@ export class FileSender extends Session {
     }
     this.#check();
     const now = this.context.clock.now();
-    if (offers === 1) this.#sampleRtt(now - lastOfferAt);
+    if (offers === 1) this.#cc.onRttSample(now - lastOfferAt);
     this.lastHeard = now;
-    this.#tokensAt = now;
+    this.#cc.startPacing(now);
   }
 
   async #transfer(): Promise<void> {
@@ -290,8 +276,8 @@ export class FileSender extends Session {
       if (now >= this.#lossDeadline) this.#detectLoss(now);
       if (this.#inFlight > 0 && now >= this.#rtoDeadline) this.#onRto(now);
       const chunk = this.#pickChunk();
-      if (chunk >= 0 && this.#inFlight < Math.min(Math.floor(this.#cwnd), this.#maxInFlight)) {
-        const wait = this.#pacingDelay(now);
+      if (chunk >= 0 && this.#inFlight < this.#maxInFlight && this.#cc.canSend(this.#inFlight)) {
+        const wait = this.#cc.pacingDelay(now);
         if (wait > 0) {
           await this.#wait(wait);
           continue;
@@ -311,7 +297,7 @@ export class FileSender extends Session {
   async #finish(): Promise<void> {
     const s = this.context.settings;
     this.#digest = new Uint8Array(this.#hash.digest());
-    let retry = Math.max(this.#rto, s.minRtoMs);
+    let retry = Math.max(this.#cc.rto, s.minRtoMs);
     while (!this.#done) {
       this.#check();
       const now = this.context.clock.now();
@@ -341,19 +327,6 @@ export class FileSender extends Session {
       return this.#nextNew;
     }
     return -1;
-  }
-
-  /** Token bucket: how long to wait before the next datagram may go (0 = now). */
-  #pacingDelay(now: number): number {
-    if (this.#srtt === 0) return 0;
-    const gain = this.#cwnd < this.#ssthresh ? PACING_GAIN_SLOW_START : PACING_GAIN;
-    const rate = (gain * this.#cwnd) / Math.max(this.#srtt, 0.05); // datagrams per ms
-    const burst = Math.max(4, Math.min(this.#cwnd / 4, 64));
-    this.#tokens = Math.min(burst, this.#tokens + (now - this.#tokensAt) * rate);
-    this.#tokensAt = now;
-    if (this.#tokens >= 1) return 0;
-    // Timers are coarse: wait at least 1 ms and let the bucket refill for a small burst.
-    return Math.max(1, (1 - this.#tokens) / rate);
   }
 
   async #sendChunk(chunk: number): Promise<void> {
@@ -394,9 +367,9 @@ export class FileSender extends Session {
     this.#slotPn[slot] = pn;
     this.#sentLog.push(pn, chunk);
     this.#pnSentAt[pn % PN_RING] = now;
-    if (this.#inFlight === 0) this.#rtoDeadline = now + this.#rto;
+    if (this.#inFlight === 0) this.#rtoDeadline = now + this.#cc.rto;
     this.#inFlight++;
-    this.#tokens--;
+    this.#cc.onSend();
     this.#dataSent++;
     this.counters.datagramsSent++;
     await this.context.send(packet, this.peerAddress);
@@ -452,7 +425,7 @@ export class FileSender extends Session {
     if (echoPn > this.#lastEchoPn && echoPn < used && echoPn >= used - PN_RING) {
       this.#lastEchoPn = echoPn;
       const sample = now - this.#pnSentAt[echoPn % PN_RING]! - ackDelayUs / 1000;
-      this.#sampleRtt(Math.max(sample, 0.01));
+      this.#cc.onRttSample(Math.max(sample, 0.01));
     }
     let newlyAcked = 0;
     for (let c = this.#cumulative; c < cumulative; c++) newlyAcked += this.#ackChunk(c);
@@ -475,11 +448,8 @@ export class FileSender extends Session {
     }
     if (newlyAcked > 0) {
       this.lastHeard = now;
-      this.#rto = this.#computeRto();
-      this.#rtoDeadline = now + this.#rto;
-      if (this.#cwnd < this.#ssthresh) this.#cwnd += newlyAcked;
-      else this.#cwnd += newlyAcked / this.#cwnd;
-      this.#cwnd = Math.min(this.#cwnd, this.#window);
+      this.#cc.onAck(newlyAcked);
+      this.#rtoDeadline = now + this.#cc.rto;
       this.#detectLoss(now);
       this.#emitProgress(false);
     }
@@ -505,10 +475,9 @@ export class FileSender extends Session {
   #detectLoss(now: number): void {
     const log = this.#sentLog;
     let head = this.#sentLogHead;
-    let congestion = false;
     const largest = this.#largestAckedPn;
     // Time threshold as in QUIC: overtaken and older than 9/8 of a round trip means lost.
-    const lossDelay = Math.max(1.125 * this.#srtt, 1);
+    const lossDelay = Math.max(1.125 * this.#cc.srtt, 1);
     this.#lossDeadline = Infinity;
     while (head < log.length) {
       const pn = log[head]!;
@@ -528,18 +497,13 @@ export class FileSender extends Session {
       this.#state[slot] = LOST;
       this.#inFlight--;
       this.#lost.push(chunk);
-      if (this.#pnSentAt[pn % PN_RING]! > this.#recoveryStart) congestion = true;
+      // The controller cuts once for all the losses of one flight.
+      this.#cc.onLoss(this.#pnSentAt[pn % PN_RING]!, now);
     }
     this.#sentLogHead = head;
     if (head > 65536) {
       this.#sentLog = log.slice(head);
       this.#sentLogHead = 0;
-    }
-    if (congestion) {
-      // One decrease per round trip: losses of datagrams sent before it belong to the same event.
-      this.#cwnd = Math.max(this.#cwnd * BETA, MIN_CWND);
-      this.#ssthresh = this.#cwnd;
-      this.#recoveryStart = now;
     }
   }
 
@@ -555,28 +519,8 @@ export class FileSender extends Session {
     }
     this.#lost.sort((a, b) => a - b);
     this.#inFlight = 0;
-    this.#ssthresh = Math.max(this.#cwnd / 2, MIN_CWND);
-    this.#cwnd = MIN_CWND;
-    this.#recoveryStart = now;
-    this.#rto = Math.min(this.#rto * 2, this.context.settings.maxRtoMs);
-    this.#rtoDeadline = now + this.#rto;
-  }
-
-  #sampleRtt(sample: number): void {
-    if (this.#srtt === 0) {
-      this.#srtt = sample;
-      this.#rttvar = sample / 2;
-    } else {
-      this.#rttvar = 0.75 * this.#rttvar + 0.25 * Math.abs(this.#srtt - sample);
-      this.#srtt = 0.875 * this.#srtt + 0.125 * sample;
-    }
-    this.#rto = this.#computeRto();
-  }
-
-  #computeRto(): number {
-    const s = this.context.settings;
-    if (this.#srtt === 0) return s.initialRtoMs;
-    return Math.min(Math.max(this.#srtt + 4 * this.#rttvar, s.minRtoMs), s.maxRtoMs);
+    this.#cc.onTimeout(now);
+    this.#rtoDeadline = now + this.#cc.rto;
   }
 
   #emitProgress(final: boolean): void {
