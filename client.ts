@@ -3,11 +3,15 @@
  * peers, picks a terminal (line editing on a TTY, plain lines on a pipe) and runs the client.
  */
 import process from "node:process";
-import { isExit, parseClientArgs } from "./lib/shared/cli.ts";
-import { runClient } from "./lib/client/app.ts";
-import { p2pExtension } from "./lib/client/p2p.ts";
+import {
+  p2pExtension,
+  parseClientArgs,
+  PlainTerminal,
+  runClient,
+  TtyTerminal,
+} from "./lib/client/mod.ts";
 import { UdpSocket } from "./lib/p2p/mod.ts";
-import { PlainTerminal, TtyTerminal } from "./lib/client/terminal.ts";
+import { isExit } from "./lib/shared/cli.ts";
 import { tcpConnection } from "./lib/shared/transport.ts";
 
 const encoder = new TextEncoder();

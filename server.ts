@@ -2,12 +2,10 @@
  * chat-server: parses the command line, wires the server core to TCP and the files in the
  * current directory, and turns the outcome into an exit status.
  */
-import { isExit, parseServerArgs } from "./lib/shared/cli.ts";
+import { ChatServer, DiskFiles, parseServerArgs, serveTcp } from "./lib/server/mod.ts";
+import { isExit } from "./lib/shared/cli.ts";
 import { systemClock } from "./lib/shared/clock.ts";
-import { DiskFiles } from "./lib/server/files.ts";
 import type { Logger } from "./lib/shared/logger.ts";
-import { ChatServer } from "./lib/server/chat_server.ts";
-import { serveTcp } from "./lib/server/tcp_server.ts";
 
 async function main(): Promise<number> {
   const args = parseServerArgs(Deno.args);

@@ -16,10 +16,8 @@
 import { readLines } from "../lib/shared/lines.ts";
 import process from "node:process";
 import { systemClock } from "../lib/shared/clock.ts";
-import { DiskFiles } from "../lib/server/files.ts";
 import type { Logger } from "../lib/shared/logger.ts";
-import { ChatServer } from "../lib/server/chat_server.ts";
-import { serveTcp } from "../lib/server/tcp_server.ts";
+import { ChatServer, DiskFiles, serveTcp } from "../lib/server/mod.ts";
 import type { PhaseResult } from "./server_client.ts";
 
 const FAILSAFE_MS = 120_000;
@@ -63,13 +61,13 @@ class WarningLogger implements Logger {
 
 /** Empties the board and posts `count` messages straight into it (not over the network). */
 async function seedBoard(server: ChatServer, count: number): Promise<number> {
-  await server.board.reset();
+  await server.state.board.reset();
   const posts: Promise<unknown>[] = [];
   for (let i = 1; i <= count; i++) {
-    posts.push(server.board.post(`user${i % ACCOUNTS}`, `seeded board message number ${i}`));
+    posts.push(server.state.board.post(`user${i % ACCOUNTS}`, `seeded board message number ${i}`));
   }
   await Promise.all(posts);
-  return server.board.size;
+  return server.state.board.size;
 }
 
 function fmt(value: number | undefined, digits: number): string {

@@ -12,7 +12,8 @@
 
 import { readLines } from "../lib/shared/lines.ts";
 import process from "node:process";
-import { type EventFrame, type Reply, ServerLink } from "../lib/client/server_link.ts";
+import { type Reply, ServerLink } from "../lib/client/server_link.ts";
+import type { EventFrame } from "../lib/shared/protocol.ts";
 import { tcpConnection } from "../lib/shared/transport.ts";
 
 /** What one timed phase reports to the parent. */

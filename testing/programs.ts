@@ -1,6 +1,8 @@
 /**
  * End-to-end fixtures: the built programs (./chat-server, ./chat-client) run in temporary
- * directories and are driven through stdin/stdout as a user would.
+ * directories and are driven through stdin/stdout as a user would. Programs and servers are
+ * disposable (`await using server = await startServerProgram(...)`), so a failing test still
+ * kills its processes and removes its directories.
  */
 import assert from "node:assert/strict";
 
@@ -59,8 +61,11 @@ export function ensureBuilt(): Promise<void> {
   return built;
 }
 
-/** A running program with its output collected as it arrives. */
-export class Program {
+/**
+ * A running program with its output collected as it arrives. Disposing it kills it (SIGKILL) if
+ * it still runs and waits until it has exited and its pipes are drained.
+ */
+export class Program implements AsyncDisposable {
   readonly child: Deno.ChildProcess;
   stdout = "";
   stderr = "";
@@ -168,16 +173,26 @@ export class Program {
       // Already gone.
     }
   }
+
+  /** Kills the program unless it has exited, and waits for it; idempotent. */
+  async [Symbol.asyncDispose](): Promise<void> {
+    this.kill("SIGKILL");
+    await this.exit();
+  }
 }
 
-/** A server started in a fresh temporary directory. */
-export interface RunningServer {
+/**
+ * A server started in a fresh temporary directory. Disposing it stops it: `await using server =
+ * await startServerProgram(...)`.
+ */
+export interface RunningServer extends AsyncDisposable {
   dir: string;
   /** Client directories made for this server; removed when it stops. */
   clientDirs: string[];
   port: number;
   program: Program;
   read(name: string): Promise<string>;
+  /** Stops the server (SIGINT), waits for it and removes its and its clients' dirs; idempotent. */
   stop(): Promise<void>;
 }
 
@@ -188,23 +203,36 @@ export async function startServerProgram(
 ): Promise<RunningServer> {
   await ensureBuilt();
   const dir = await makeTempDir("toom-e2e-");
-  await Deno.writeTextFile(`${dir}/credentials.txt`, credentials);
-  const program = new Program(SERVER_BIN, ["0", ...args], { cwd: dir });
-  const at = await program.waitFor(/listening on port (\d+) /);
-  const port = Number(/listening on port (\d+) /.exec(program.stdout.slice(0, at))![1]);
   const clientDirs: string[] = [];
-  return {
-    dir,
-    clientDirs,
-    port,
-    program,
-    read: (name) => Deno.readTextFile(`${dir}/${name}`),
-    async stop() {
-      program.kill("SIGINT");
-      await program.exit();
+  let program: Program | undefined;
+  let stopping: Promise<void> | undefined;
+  const stop = () =>
+    stopping ??= (async () => {
+      if (program) {
+        program.kill("SIGINT");
+        await program.exit();
+      }
       for (const path of [dir, ...clientDirs]) await removeTempDir(path);
-    },
-  };
+    })();
+  try {
+    await Deno.writeTextFile(`${dir}/credentials.txt`, credentials);
+    program = new Program(SERVER_BIN, ["0", ...args], { cwd: dir });
+    const at = await program.waitFor(/listening on port (\d+) /);
+    const port = Number(/listening on port (\d+) /.exec(program.stdout.slice(0, at))![1]);
+    return {
+      dir,
+      clientDirs,
+      port,
+      program,
+      read: (name) => Deno.readTextFile(`${dir}/${name}`),
+      stop,
+      [Symbol.asyncDispose]: stop,
+    };
+  } catch (error) {
+    program?.kill("SIGKILL");
+    await stop();
+    throw error;
+  }
 }
 
 /** Starts ./chat-client against a server, in its own temp dir, on any free UDP port. */
@@ -228,13 +256,18 @@ export async function loggedInClient(
   extra: string[] = [],
 ): Promise<Program & { dir: string }> {
   const client = await startClientProgram(server, extra);
-  await client.waitFor("Username: \n");
-  await client.type(user);
-  await client.waitFor("Password: \n");
-  await client.type(password);
-  await client.waitFor("Welcome to TOOM!");
-  await client.waitFor(
-    "Enter one of the following commands (MSG, DLT, EDT, RDM, ATU, OUT, UPD), or help:\n",
-  );
-  return client;
+  try {
+    await client.waitFor("Username: \n");
+    await client.type(user);
+    await client.waitFor("Password: \n");
+    await client.type(password);
+    await client.waitFor("Welcome to TOOM!");
+    await client.waitFor(
+      "Enter one of the following commands (MSG, DLT, EDT, RDM, ATU, OUT, UPD), or help:\n",
+    );
+    return client;
+  } catch (error) {
+    await client[Symbol.asyncDispose]();
+    throw error;
+  }
 }

@@ -2,18 +2,22 @@
  * Shared test fixtures: a server on memory files and a fake clock, and scripted clients that
  * speak the real protocol over in-memory or TCP connections.
  */
-import { type EventFrame, type Reply, ServerLink } from "../lib/client/server_link.ts";
+import { type Reply, ServerLink } from "../lib/client/server_link.ts";
+import type { EventFrame } from "../lib/shared/protocol.ts";
 import { FakeClock } from "../lib/shared/clock.ts";
 import { MemoryFiles } from "../lib/server/files.ts";
 import { MemoryLogger } from "../lib/shared/logger.ts";
-import { ChatServer, type ServerConfig } from "../lib/server/chat_server.ts";
+import { ChatServer, type ServerConfig } from "../lib/server/mod.ts";
 import { type Connection, memoryPair } from "../lib/shared/transport.ts";
 
 /** The sample accounts most tests use. */
 export const CREDENTIALS = "yoda jedi\nvader sithlord\nhans falcon\nobiwan hellothere\n";
 
-/** A server wired to memory files and a fake clock. */
-export interface TestServer {
+/**
+ * A server wired to memory files and a fake clock. `await using test = await startServer();`
+ * closes it (and every client it connected) when the scope ends, even if the test failed.
+ */
+export interface TestServer extends AsyncDisposable {
   server: ChatServer;
   files: MemoryFiles;
   clock: FakeClock;
@@ -22,6 +26,7 @@ export interface TestServer {
   file(name: "userlog.txt" | "messagelog.txt" | "credentials.txt"): string;
   /** Connects a new in-memory client. */
   connect(address?: { hostname: string; port: number }): TestClient;
+  /** Closes every client connected here, then the server; idempotent. */
   close(): Promise<void>;
 }
 
@@ -64,6 +69,12 @@ export async function startServer(
   await server.start();
   const clients: TestClient[] = [];
   let port = 50000;
+  let closing: Promise<void> | undefined;
+  const close = () =>
+    closing ??= (async () => {
+      for (const client of clients) client.close();
+      await server.close();
+    })();
   return {
     server,
     files,
@@ -77,15 +88,16 @@ export async function startServer(
       clients.push(client);
       return client;
     },
-    async close() {
-      for (const client of clients) client.close();
-      await server.close();
-    },
+    close,
+    [Symbol.asyncDispose]: close,
   };
 }
 
-/** A client driven by a test: requests and the events it has seen. */
-export class TestClient {
+/**
+ * A client driven by a test: requests and the events it has seen. Clients from
+ * `TestServer.connect()` close with their server; others can be `using`-declared.
+ */
+export class TestClient implements Disposable {
   readonly link: ServerLink;
   readonly events: EventFrame[] = [];
   #waiters: Array<{ match: (e: EventFrame) => boolean; resolve: (e: EventFrame) => void }> = [];
@@ -140,8 +152,13 @@ export class TestClient {
     return new Promise((resolve) => this.#waiters.push({ match, resolve }));
   }
 
+  /** Closes the connection; idempotent. */
   close(): void {
     this.link.close();
+  }
+
+  [Symbol.dispose](): void {
+    this.close();
   }
 }
 

@@ -13,6 +13,7 @@ import {
   startClientProgram,
   startServerProgram,
 } from "../testing/programs.ts";
+import { tempDir } from "../testing/temp_dir.ts";
 
 const CREDENTIALS = "yoda jedi\nvader sithlord\nhans falcon\nobiwan hellothere\n";
 const TIMESTAMP = /\d{2} [A-Z][a-z]{2} \d{4} \d{2}:\d{2}:\d{2}/;
@@ -37,9 +38,9 @@ Deno.test({
   ...e2e,
   async fn() {
     await ensureBuilt();
-    const dir = await Deno.makeTempDir();
+    await using dir = await tempDir();
     for (const value of ["0", "6", "abc"]) {
-      const server = new Program(SERVER_BIN, ["12000", value], { cwd: dir });
+      await using server = new Program(SERVER_BIN, ["12000", value], { cwd: dir.path });
       assert.equal(await server.exit(), 2);
       assert.match(
         server.stdout + server.stderr,
@@ -48,16 +49,17 @@ Deno.test({
         ),
       );
     }
-    const noArgs = new Program(SERVER_BIN, [], { cwd: dir });
+    await using noArgs = new Program(SERVER_BIN, [], { cwd: dir.path });
     assert.equal(await noArgs.exit(), 2);
     assert.match(noArgs.stderr, /Usage: chat-server/);
-    const badClient = new Program(CLIENT_BIN, ["127.0.0.1", "notaport", "8000"], { cwd: dir });
+    await using badClient = new Program(CLIENT_BIN, ["127.0.0.1", "notaport", "8000"], {
+      cwd: dir.path,
+    });
     assert.equal(await badClient.exit(), 2);
     assert.match(badClient.stderr, /Usage: chat-client/);
-    const help = new Program(CLIENT_BIN, ["--help"], { cwd: dir });
+    await using help = new Program(CLIENT_BIN, ["--help"], { cwd: dir.path });
     assert.equal(await help.exit(), 0);
     assert.match(help.stdout, /--download-dir/);
-    await Deno.remove(dir, { recursive: true });
   },
 });
 
@@ -65,9 +67,9 @@ Deno.test({
   name: "a full session: post, edit, delete with renumbering, read, ATU, logout, lockout",
   ...e2e,
   async fn() {
-    const server = await startServerProgram(CREDENTIALS, ["3", "--block-duration", "1"]);
-    const yoda = await loggedInClient(server, "yoda", "jedi");
-    const hans = await loggedInClient(server, "hans", "falcon");
+    await using server = await startServerProgram(CREDENTIALS, ["3", "--block-duration", "1"]);
+    await using yoda = await loggedInClient(server, "yoda", "jedi");
+    await using hans = await loggedInClient(server, "hans", "falcon");
     await yoda.waitFor("hans logged in");
 
     let at = yoda.stdout.length;
@@ -113,7 +115,7 @@ Deno.test({
     assert.match(await server.read("userlog.txt"), /^1; .*; hans; 127\.0\.0\.1; \d+\n$/);
 
     // Three wrong passwords block vader; the right one is refused until the block ends.
-    const vader = await startClientProgram(server);
+    await using vader = await startClientProgram(server);
     await vader.waitFor("Username: \n");
     await vader.type("vader");
     for (let i = 0; i < 2; i++) {
@@ -125,7 +127,7 @@ Deno.test({
       "Invalid Password. Your account has been blocked. Please try again later",
     );
     assert.equal(await vader.exit(), 1);
-    const again = await startClientProgram(server);
+    await using again = await startClientProgram(server);
     await again.type("vader");
     await again.type("sithlord");
     await again.waitFor(
@@ -133,13 +135,12 @@ Deno.test({
     );
     assert.equal(await again.exit(), 1);
     await new Promise((resolve) => setTimeout(resolve, 1100)); // --block-duration 1
-    const later = await loggedInClient(server, "vader", "sithlord");
+    await using later = await loggedInClient(server, "vader", "sithlord");
     later.kill();
     await later.exit();
 
     await hans.type("OUT");
     assert.equal(await hans.exit(), 0);
-    await server.stop();
   },
 });
 
@@ -147,9 +148,9 @@ Deno.test({
   name: "a killed client is logged out and others are told; end of input logs out cleanly",
   ...e2e,
   async fn() {
-    const server = await startServerProgram(CREDENTIALS);
-    const yoda = await loggedInClient(server, "yoda", "jedi");
-    const vader = await loggedInClient(server, "vader", "sithlord");
+    await using server = await startServerProgram(CREDENTIALS);
+    await using yoda = await loggedInClient(server, "yoda", "jedi");
+    await using vader = await loggedInClient(server, "vader", "sithlord");
     yoda.kill("SIGKILL");
     await yoda.exit();
     await vader.waitFor("yoda logged out");
@@ -157,7 +158,6 @@ Deno.test({
     await vader.endInput();
     await vader.waitFor("Bye, vader!");
     assert.equal(await vader.exit(), 0);
-    await server.stop();
   },
 });
 
@@ -165,15 +165,12 @@ Deno.test({
   name: "a client whose server goes away says so and exits 1",
   ...e2e,
   async fn() {
-    const server = await startServerProgram(CREDENTIALS);
-    const yoda = await loggedInClient(server, "yoda", "jedi");
+    await using server = await startServerProgram(CREDENTIALS);
+    await using yoda = await loggedInClient(server, "yoda", "jedi");
     server.program.kill("SIGKILL");
     await server.program.exit();
     await yoda.waitFor("Connection to server lost");
     assert.equal(await yoda.exit(), 1);
-    for (const path of [server.dir, ...server.clientDirs]) {
-      await Deno.remove(path, { recursive: true });
-    }
   },
 });
 
@@ -181,8 +178,8 @@ Deno.test({
   name: "an unknown username is asked again, and errors show the usage",
   ...e2e,
   async fn() {
-    const server = await startServerProgram(CREDENTIALS);
-    const client = await startClientProgram(server);
+    await using server = await startServerProgram(CREDENTIALS);
+    await using client = await startClientProgram(server);
     await client.type("darth");
     await client.waitFor("Username does not exist");
     await client.type("yoda");
@@ -197,7 +194,6 @@ Deno.test({
     await client.type("logout");
     await client.waitFor("Bye, yoda!");
     assert.equal(await client.exit(), 0);
-    await server.stop();
   },
 });
 
@@ -205,10 +201,10 @@ Deno.test({
   name: "three clients: direct, offline and broadcast messages, blocks and presence",
   ...e2e,
   async fn() {
-    const server = await startServerProgram(CREDENTIALS);
-    const yoda = await loggedInClient(server, "yoda", "jedi");
-    const vader = await loggedInClient(server, "vader", "sithlord");
-    const hans = await loggedInClient(server, "hans", "falcon");
+    await using server = await startServerProgram(CREDENTIALS);
+    await using yoda = await loggedInClient(server, "yoda", "jedi");
+    await using vader = await loggedInClient(server, "vader", "sithlord");
+    await using hans = await loggedInClient(server, "hans", "falcon");
     await yoda.waitFor("hans logged in");
 
     await yoda.type("message vader Luke is your son");
@@ -229,14 +225,13 @@ Deno.test({
     const end = await vader.waitFor("Enter one of the following commands", listed);
     assert.doesNotMatch(vader.stdout.slice(before, end), /^hans$/m);
 
-    const obiwan = await loggedInClient(server, "obiwan", "hellothere");
+    await using obiwan = await loggedInClient(server, "obiwan", "hellothere");
     await obiwan.waitFor("yoda: meet me on Dagobah");
     await hans.waitFor("obiwan logged in");
 
     for (const client of [yoda, vader, hans, obiwan]) await client.type("OUT");
     for (const client of [yoda, vader, hans, obiwan]) assert.equal(await client.exit(), 0);
     assert.equal(await server.read("userlog.txt"), "");
-    await server.stop();
   },
 });
 
@@ -244,12 +239,11 @@ Deno.test({
   name: "--timeout logs an idle user out and the client exits",
   ...e2e,
   async fn() {
-    const server = await startServerProgram(CREDENTIALS, ["3", "--timeout", "1"]);
-    const yoda = await loggedInClient(server, "yoda", "jedi");
+    await using server = await startServerProgram(CREDENTIALS, ["3", "--timeout", "1"]);
+    await using yoda = await loggedInClient(server, "yoda", "jedi");
     await yoda.waitFor("You have been logged out due to inactivity", 0, 10_000);
     assert.equal(await yoda.exit(), 0);
     assert.equal(await server.read("userlog.txt"), "");
-    await server.stop();
   },
 });
 
@@ -257,8 +251,8 @@ Deno.test({
   name: "--allow-register creates an account and passwd changes its password",
   ...e2e,
   async fn() {
-    const server = await startServerProgram(CREDENTIALS, ["3", "--allow-register"]);
-    const rey = await startClientProgram(server);
+    await using server = await startServerProgram(CREDENTIALS, ["3", "--allow-register"]);
+    await using rey = await startClientProgram(server);
     await rey.type("rey");
     await rey.waitFor("This is a new user. Enter a password:");
     await rey.type("scavenger");
@@ -273,10 +267,9 @@ Deno.test({
     const credentials = await server.read("credentials.txt");
     assert.ok(credentials.startsWith(CREDENTIALS));
     assert.match(credentials, /^rey scrypt\$/m);
-    const again = await loggedInClient(server, "rey", "jedi2");
+    await using again = await loggedInClient(server, "rey", "jedi2");
     await again.type("OUT");
     assert.equal(await again.exit(), 0);
-    await server.stop();
   },
 });
 
@@ -285,9 +278,9 @@ Deno.test({
     "UPD sends a file peer to peer, saved as <sender>_<file>, byte-identical, never overwriting",
   ...e2e,
   async fn() {
-    const server = await startServerProgram(CREDENTIALS);
-    const yoda = await loggedInClient(server, "yoda", "jedi");
-    const hans = await loggedInClient(server, "hans", "falcon");
+    await using server = await startServerProgram(CREDENTIALS);
+    await using yoda = await loggedInClient(server, "yoda", "jedi");
+    await using hans = await loggedInClient(server, "hans", "falcon");
     const content = crypto.getRandomValues(new Uint8Array(65536)).map((b, i) => b ^ i);
     const big = new Uint8Array(3 * 1024 * 1024 + 7);
     for (let i = 0; i < big.length; i += content.length) {
@@ -318,7 +311,6 @@ Deno.test({
 
     for (const client of [yoda, hans]) await client.type("OUT");
     for (const client of [yoda, hans]) assert.equal(await client.exit(), 0);
-    await server.stop();
   },
 });
 
@@ -327,10 +319,10 @@ Deno.test({
     "private messaging with consent given, refused, stopped, and relayed when the peer is unreachable",
   ...e2e,
   async fn() {
-    const server = await startServerProgram(CREDENTIALS);
-    const yoda = await loggedInClient(server, "yoda", "jedi");
-    const hans = await loggedInClient(server, "hans", "falcon");
-    const vader = await loggedInClient(server, "vader", "sithlord");
+    await using server = await startServerProgram(CREDENTIALS);
+    await using yoda = await loggedInClient(server, "yoda", "jedi");
+    await using hans = await loggedInClient(server, "hans", "falcon");
+    await using vader = await loggedInClient(server, "vader", "sithlord");
 
     await yoda.type("private hans too early");
     await yoda.waitFor("Error. Private messaging to hans not enabled");
@@ -365,7 +357,6 @@ Deno.test({
 
     for (const client of [yoda, hans, vader]) await client.type("OUT");
     for (const client of [yoda, hans, vader]) assert.equal(await client.exit(), 0);
-    await server.stop();
   },
 });
 
@@ -373,8 +364,8 @@ Deno.test({
   name: "Ctrl+C logs the client out cleanly; --quiet silences the server's command lines",
   ...e2e,
   async fn() {
-    const server = await startServerProgram(CREDENTIALS, ["3", "--quiet"]);
-    const yoda = await loggedInClient(server, "yoda", "jedi");
+    await using server = await startServerProgram(CREDENTIALS, ["3", "--quiet"]);
+    await using yoda = await loggedInClient(server, "yoda", "jedi");
     await yoda.type("MSG quietly");
     await yoda.waitFor("Message #1 posted at");
     yoda.kill("SIGINT");
@@ -382,6 +373,5 @@ Deno.test({
     assert.equal(await yoda.exit(), 0);
     assert.doesNotMatch(server.program.stdout, /posted MSG/);
     assert.equal(await server.read("userlog.txt"), "");
-    await server.stop();
   },
 });

@@ -2,8 +2,9 @@
  * The client's conversation with its user: login prompts, the command loop, and events shown
  * as they arrive. Terminal I/O comes in through `Terminal`, so tests drive it with scripts.
  */
-import { ConnectionLostError, type EventFrame, type Reply, ServerLink } from "./server_link.ts";
-import { COMMAND_PROMPT, findCommand, splitCommand } from "../shared/commands.ts";
+import { COMMAND_PROMPT, type CommandLine, readCommandLine } from "../shared/commands.ts";
+import type { EventFrame } from "../shared/protocol.ts";
+import { ConnectionLostError, type Reply, ServerLink } from "./server_link.ts";
 import type { Connection } from "../shared/transport.ts";
 
 /** What the client needs from a terminal. */
@@ -29,7 +30,7 @@ export const EXIT_FAILURE = 1;
 /** Hooks that a later layer (peer-to-peer) plugs into the command loop. */
 export interface ClientExtension {
   /** Handles a command the server does not; returns false to let the server have it. */
-  command?(line: string, session: ClientSession): Promise<boolean>;
+  command?(command: CommandLine, session: ClientSession): Promise<boolean>;
   /** Sees every event first; returns true when it handled it fully. */
   event?(event: EventFrame, session: ClientSession): boolean;
   /** Called once the user is logged in. */
@@ -141,7 +142,7 @@ async function logIn(
       if (password === null) return EXIT_FAILURE;
       const reply = await link.request({ t: "pass", password, udpPort });
       showReply(terminal, reply);
-      if (reply.ok) return { user: String(reply.data?.user ?? name.trim()) };
+      if (reply.ok) return { user: reply.data?.user ?? name.trim() };
       if (reply.code === "locked" || reply.code === "blocked") return EXIT_FAILURE;
       if (reply.code === "bad-password" || reply.code === "usage") continue;
       break; // already-online or a lost registration race: ask for the username again
@@ -159,16 +160,15 @@ async function runCommand(
   session: ClientSession,
   extension: ClientExtension | undefined,
 ): Promise<"bye" | "more"> {
-  const { word } = splitCommand(line);
-  const spec = findCommand(word);
-  if (spec?.name === "passwd") {
+  const command = readCommandLine(line);
+  if (command.spec?.name === "passwd") {
     await changePassword(session);
     return "more";
   }
-  if (await extension?.command?.(line, session)) return "more";
+  if (await extension?.command?.(command, session)) return "more";
   const reply = await session.link.request({ t: "cmd", line });
   session.show(reply);
-  return spec?.name === "OUT" && reply.ok ? "bye" : "more";
+  return command.spec?.name === "OUT" && reply.ok ? "bye" : "more";
 }
 
 async function changePassword(session: ClientSession): Promise<void> {

@@ -3,19 +3,19 @@
  * requests, on top of the engine in lib/p2p. It plugs into the command loop as an extension.
  */
 import type { ClientExtension, ClientSession, Terminal } from "./app.ts";
-import type { EventFrame } from "./server_link.ts";
-import { findCommand, parseArgs, splitCommand } from "../shared/commands.ts";
+import { ProgressDisplay } from "./progress.ts";
+import { type Args, parseArgs } from "../shared/commands.ts";
+import type { EventFrame } from "../shared/protocol.ts";
 import { CommandError, UsageError } from "../shared/errors.ts";
 import {
   type DatagramSocket,
   describeFailure,
-  parseTicket,
   PeerNode,
   type PeerNodeOptions,
   PeerUnreachableError,
+  safeBaseName,
   type Ticket,
   TransferError,
-  type TransferProgress,
 } from "../p2p/mod.ts";
 
 /** Options for the peer-to-peer layer. */
@@ -28,71 +28,6 @@ export interface P2pOptions {
 }
 
 const ANSWER = /^(y|yes|n|no)$/i;
-
-function formatBytes(bytes: number): string {
-  if (bytes < 1024) return `${bytes} B`;
-  const units = ["KiB", "MiB", "GiB", "TiB"];
-  let value = bytes / 1024;
-  let unit = 0;
-  while (value >= 1024 && unit < units.length - 1) {
-    value /= 1024;
-    unit++;
-  }
-  return `${value.toFixed(1)} ${units[unit]}`;
-}
-
-function formatSeconds(seconds: number): string {
-  if (!Number.isFinite(seconds)) return "--";
-  if (seconds < 60) return `${Math.ceil(seconds)}s`;
-  return `${Math.floor(seconds / 60)}m${String(Math.ceil(seconds % 60)).padStart(2, "0")}s`;
-}
-
-/** One line describing a transfer's progress: bar, percentage, rate and ETA. */
-export function progressLine(p: TransferProgress, width = 20): string {
-  const fraction = p.bytesTotal === 0 ? 1 : Math.min(1, p.bytesDone / p.bytesTotal);
-  const filled = Math.round(fraction * width);
-  const rate = p.elapsedMs > 0 ? p.bytesDone / (p.elapsedMs / 1000) : 0;
-  const eta = rate > 0 ? (p.bytesTotal - p.bytesDone) / rate : Infinity;
-  const arrow = p.direction === "send" ? `${p.fileName} → ${p.peer}` : `${p.fileName} ← ${p.peer}`;
-  return `[${"#".repeat(filled)}${"-".repeat(width - filled)}] ${
-    String(Math.floor(fraction * 100)).padStart(3)
-  }% ${formatBytes(rate)}/s ETA ${formatSeconds(eta)} ${arrow}`;
-}
-
-/**
- * Shows progress: on a terminal one status line with every active transfer, redrawn at most ten
- * times a second; piped, a line at 25, 50 and 75 per cent of each transfer.
- */
-class ProgressDisplay {
-  readonly #active = new Map<string, TransferProgress>();
-  readonly #printed = new Map<string, number>();
-  #drawnAt = 0;
-
-  constructor(readonly terminal: Terminal) {}
-
-  update(progress: TransferProgress): void {
-    if (this.terminal.interactive) {
-      this.#active.set(progress.ticketId, progress);
-      const now = Date.now();
-      if (now - this.#drawnAt < 100 && progress.bytesDone < progress.bytesTotal) return;
-      this.#drawnAt = now;
-      this.terminal.status([...this.#active.values()].map((p) => progressLine(p)).join("  |  "));
-      return;
-    }
-    if (progress.bytesTotal === 0) return;
-    const quarter = Math.floor((progress.bytesDone / progress.bytesTotal) * 4) * 25;
-    if (quarter >= 100 || quarter <= (this.#printed.get(progress.ticketId) ?? 0)) return;
-    this.#printed.set(progress.ticketId, quarter);
-    const verb = progress.direction === "send" ? "Uploading" : "Receiving";
-    this.terminal.print(`${verb} ${progress.fileName}: ${quarter}%`);
-  }
-
-  finish(ticketId: string): void {
-    this.#active.delete(ticketId);
-    this.#printed.delete(ticketId);
-    if (this.terminal.interactive && this.#active.size === 0) this.terminal.status(null);
-  }
-}
 
 /** Builds the extension: UPD, private, stopprivate, and y/n answers to startprivate. */
 export function p2pExtension(options: P2pOptions): ClientExtension & { node: PeerNode } {
@@ -130,8 +65,7 @@ export function p2pExtension(options: P2pOptions): ClientExtension & { node: Pee
     },
   });
 
-  async function upload(rest: string, session: ClientSession): Promise<void> {
-    const args = parseArgs(findCommand("UPD")!, rest);
+  async function upload(args: Args, session: ClientSession): Promise<void> {
     let info: Deno.FileInfo;
     try {
       info = await Deno.stat(args.file);
@@ -145,10 +79,11 @@ export function p2pExtension(options: P2pOptions): ClientExtension & { node: Pee
       );
     }
     if (!info.isFile) throw new CommandError(`Error. ${args.file} is not a file`);
-    const baseName = args.file.split(/[/\\]/).filter(Boolean).pop() ?? args.file;
+    const baseName = safeBaseName(args.file);
     const reply = await session.link.request({ t: "cmd", line: `UPD ${args.user} ${baseName}` });
     if (!reply.ok) return session.show(reply);
-    const ticket = parseTicket(reply.data?.ticket);
+    const ticket = reply.data?.ticket;
+    if (!ticket) throw new CommandError("Error. The server sent no ticket for the transfer.");
     const transfer = node.sendFile(ticket, args.file).then(
       () => {
         progress.finish(ticket.id);
@@ -166,8 +101,7 @@ export function p2pExtension(options: P2pOptions): ClientExtension & { node: Pee
     void transfer.finally(() => uploads.delete(transfer));
   }
 
-  async function sendPrivate(rest: string, session: ClientSession): Promise<void> {
-    const args = parseArgs(findCommand("private")!, rest);
+  async function sendPrivate(args: Args, session: ClientSession): Promise<void> {
     const ticket = chats.get(args.user);
     if (!ticket) throw new CommandError(`Error. Private messaging to ${args.user} not enabled`);
     try {
@@ -206,13 +140,12 @@ export function p2pExtension(options: P2pOptions): ClientExtension & { node: Pee
 
   return {
     node,
-    async command(line, session) {
-      const { word, rest } = splitCommand(line);
-      const name = findCommand(word)?.name;
+    async command({ line, spec, rest }, session) {
+      const name = spec?.name;
       try {
         if (asks.length > 0 && ANSWER.test(line.trim())) await answer(line.trim(), session);
-        else if (name === "UPD") await upload(rest, session);
-        else if (name === "private") await sendPrivate(rest, session);
+        else if (name === "UPD") await upload(parseArgs(spec!, rest), session);
+        else if (name === "private") await sendPrivate(parseArgs(spec!, rest), session);
         else if (name === "stopprivate") await stopPrivate(line, session);
         else {
           if (name === "OUT" && uploads.size > 0) {
@@ -228,17 +161,13 @@ export function p2pExtension(options: P2pOptions): ClientExtension & { node: Pee
       return true;
     },
     event(event: EventFrame) {
-      const data = event.data ?? {};
       switch (event.kind) {
         case "ask":
-          if (typeof data.ask === "number" && typeof data.from === "string") {
-            asks.push({ ask: data.ask, from: data.from });
-          }
+          asks.push({ ask: event.data.ask, from: event.data.from });
           return false;
         case "ticket": {
-          let ticket: Ticket;
+          const { ticket } = event.data;
           try {
-            ticket = parseTicket(data.ticket);
             node.accept(ticket);
           } catch (error) {
             terminal.print(`Ignored a bad ticket from the server: ${(error as Error).message}`);
@@ -249,10 +178,11 @@ export function p2pExtension(options: P2pOptions): ClientExtension & { node: Pee
           return false;
         }
         case "private-stop": {
-          const ticket = typeof data.peer === "string" ? chats.get(data.peer) : undefined;
+          const { peer, ticketId } = event.data;
+          const ticket = chats.get(peer);
           // Already ended (the peer's own goodbye over UDP came first): say it only once.
-          if (!ticket || ticket.id !== data.ticketId) return true;
-          chats.delete(data.peer as string);
+          if (!ticket || ticket.id !== ticketId) return true;
+          chats.delete(peer);
           node.closeChat(ticket.id, { notifyPeer: false }).catch(() => {});
           return false;
         }

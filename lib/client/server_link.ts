@@ -7,9 +7,11 @@ import {
   type ClientFrame,
   decodeServerFrame,
   encodeFrame,
+  type EventFrame,
   PROTOCOL_VERSION,
   ProtocolError,
   type ReplyCode,
+  type ReplyData,
   type ServerFrame,
 } from "../shared/protocol.ts";
 import type { Connection } from "../shared/transport.ts";
@@ -19,11 +21,8 @@ export interface Reply {
   ok: boolean;
   lines: string[];
   code?: ReplyCode;
-  data?: Record<string, unknown>;
+  data?: ReplyData;
 }
-
-/** A server-pushed event. */
-export type EventFrame = Extract<ServerFrame, { t: "event" }>;
 
 /** Frames a request can be, without the id the link assigns. */
 export type Request =

@@ -5,6 +5,7 @@
 import { encodeFrame, type ServerFrame } from "../shared/protocol.ts";
 import { encodeFrameText } from "../shared/framing.ts";
 import type { Address, Connection } from "../shared/transport.ts";
+import type { TokenBucket } from "./rate_limit.ts";
 
 /** How far a session has got. */
 export type Stage = "hello" | "username" | "password" | "register" | "active" | "closed";
@@ -23,9 +24,8 @@ export class Session {
   lastHeard: number;
   /** Last time the user issued a command (heartbeats do not count). */
   lastActive: number;
-  /** Token bucket for the command rate limit. */
-  tokens: number;
-  tokensAt: number;
+  /** The rate limit every frame of this session passes. */
+  readonly limiter: TokenBucket;
 
   readonly #conn: Connection;
   readonly #writer: WritableStreamDefaultWriter<Uint8Array>;
@@ -44,7 +44,7 @@ export class Session {
     options: {
       now: number;
       sendQueueBytes?: number;
-      tokens: number;
+      limiter: TokenBucket;
       onOverflow: (s: Session) => void;
     },
   ) {
@@ -53,8 +53,7 @@ export class Session {
     this.#limit = options.sendQueueBytes ?? DEFAULT_SEND_QUEUE_BYTES;
     this.lastHeard = options.now;
     this.lastActive = options.now;
-    this.tokens = options.tokens;
-    this.tokensAt = options.now;
+    this.limiter = options.limiter;
     this.#onOverflow = options.onOverflow;
   }
 

@@ -203,6 +203,20 @@ export function splitCommand(line: string): { word: string; rest: string } {
     : { word: trimmed.slice(0, space), rest: trimmed.slice(space + 1) };
 }
 
+/** A line as typed: the command its first word names (if any) and the text after that word. */
+export interface CommandLine {
+  line: string;
+  word: string;
+  rest: string;
+  spec: CommandSpec | undefined;
+}
+
+/** Reads a typed line once, for everyone who acts on it. */
+export function readCommandLine(line: string): CommandLine {
+  const { word, rest } = splitCommand(line);
+  return { line, word, rest, spec: findCommand(word) };
+}
+
 // deno-lint-ignore no-control-regex
 const CONTROL = /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/;
 

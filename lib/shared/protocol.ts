@@ -1,8 +1,12 @@
 /**
- * The client–server wire protocol: every frame is one JSON object on one line (see
- * docs/PROTOCOL.md). This module turns frame text into typed messages and back; it never
- * touches a socket.
+ * lib/shared/ holds what both sides of the client–server link read: framing, this protocol, the
+ * command table, timestamps, errors, transports, the clock and the logger interface.
+ *
+ * This module is the wire protocol: every frame is one JSON object on one line (see
+ * docs/PROTOCOL.md). It turns frame text into typed messages and back, with each event's and
+ * reply's `data` typed and checked per kind; it never touches a socket.
  */
+import { parseTicket, type Ticket } from "../p2p/mod.ts";
 
 /** The protocol version both sides announce in `hello`. */
 export const PROTOCOL_VERSION = 1;
@@ -30,16 +34,39 @@ export type ReplyCode =
   | "not-allowed"
   | "rate-limited";
 
+/** A presence change: `<user> logged in` or `<user> logged out`. */
+export type Presence = "logged in" | "logged out";
+
+/**
+ * Server-pushed events by kind, each with the lines people read and the data programs read.
+ * `notice` is also what a client makes of an event kind it does not know (a newer server).
+ */
+export type ServerEvent =
+  | { kind: "presence"; lines: string[]; data: { user: string; what: Presence } }
+  | { kind: "message" | "broadcast"; lines: string[]; data: { from: string } }
+  | { kind: "notice"; lines: string[]; data?: { peer: string } }
+  | { kind: "logout"; lines: string[]; data: { reason: "replaced" | "timeout" } }
+  | { kind: "ask"; lines: string[]; data: { ask: number; from: string } }
+  | { kind: "ticket"; lines: string[]; data: { ticket: Ticket } }
+  | { kind: "private-stop"; lines: string[]; data: { peer: string; ticketId: string } };
+
 /** Kinds of server-pushed event. */
-export type EventKind =
-  | "presence"
-  | "message"
-  | "broadcast"
-  | "notice"
-  | "logout"
-  | "ask"
-  | "ticket"
-  | "private-stop";
+export type EventKind = ServerEvent["kind"];
+
+/** The event of one kind. */
+export type EventOf<K extends EventKind> = Extract<ServerEvent, { kind: K }>;
+
+/** What a reply may carry for programs, beside its lines; each field belongs to one request. */
+export interface ReplyData {
+  /** `user`: what the client must ask for next. */
+  need?: "password" | "new-password";
+  /** `pass`: the name logged in as. */
+  user?: string;
+  /** `UPD`: the sender's ticket for the transfer. */
+  ticket?: Ticket;
+  /** `stopprivate`: the private session that ended. */
+  ticketId?: string;
+}
 
 /** Frames the server sends. */
 export type ServerFrame =
@@ -51,11 +78,14 @@ export type ServerFrame =
     lines: string[];
     code?: ReplyCode;
     more?: true;
-    data?: Record<string, unknown>;
+    data?: ReplyData;
   }
-  | { t: "event"; kind: EventKind; lines: string[]; data?: Record<string, unknown> }
+  | ({ t: "event" } & ServerEvent)
   | { t: "pong" }
   | { t: "error"; code: string; text: string };
+
+/** A server-pushed event frame. */
+export type EventFrame = Extract<ServerFrame, { t: "event" }>;
 
 /** A frame that is well-formed JSON but not a message of this protocol. */
 export class ProtocolError extends Error {
@@ -70,7 +100,17 @@ export function encodeFrame(frame: ClientFrame | ServerFrame): string {
   return JSON.stringify(frame);
 }
 
-type Shape = Record<string, "string" | "number" | "boolean" | "lines" | "object" | "true">;
+/** A field's expected form: a JSON type, a list of allowed strings, or a peer-to-peer ticket. */
+type Field =
+  | "string"
+  | "number"
+  | "boolean"
+  | "lines"
+  | "object"
+  | "true"
+  | "ticket"
+  | readonly string[];
+type Shape = Record<string, Field>;
 
 const CLIENT_SHAPES: Record<ClientFrame["t"], { required: Shape; optional?: Shape }> = {
   hello: { required: { v: "number" }, optional: { agent: "string" } },
@@ -93,7 +133,8 @@ const SERVER_SHAPES: Record<ServerFrame["t"], { required: Shape; optional?: Shap
   error: { required: { code: "string", text: "string" } },
 };
 
-function fits(value: unknown, kind: Shape[string]): boolean {
+function fits(value: unknown, kind: Field): boolean {
+  if (typeof kind !== "string") return typeof value === "string" && kind.includes(value);
   switch (kind) {
     case "number":
       return typeof value === "number" && Number.isSafeInteger(value);
@@ -107,6 +148,51 @@ function fits(value: unknown, kind: Shape[string]): boolean {
       return typeof value === "string";
     case "boolean":
       return typeof value === "boolean";
+    case "ticket":
+      try {
+        parseTicket(value);
+        return true;
+      } catch {
+        return false;
+      }
+  }
+}
+
+/** Each event kind's `data`: the fields it must have (none for a notice), and may have. */
+const EVENT_DATA: Record<EventKind, { required: Shape; optional?: Shape }> = {
+  presence: { required: { user: "string", what: ["logged in", "logged out"] } },
+  message: { required: { from: "string" } },
+  broadcast: { required: { from: "string" } },
+  notice: { required: {}, optional: { peer: "string" } },
+  logout: { required: { reason: ["replaced", "timeout"] } },
+  ask: { required: { ask: "number", from: "string" } },
+  ticket: { required: { ticket: "ticket" } },
+  "private-stop": { required: { peer: "string", ticketId: "string" } },
+};
+
+/** The fields a reply's `data` may have. */
+const REPLY_DATA: Shape = {
+  need: ["password", "new-password"],
+  user: "string",
+  ticket: "ticket",
+  ticketId: "string",
+};
+
+/** Throws unless every required field fits and every optional field present fits. */
+function checkFields(
+  record: Record<string, unknown>,
+  shape: { required: Shape; optional?: Shape },
+  what: string,
+): void {
+  for (const [field, kind] of Object.entries(shape.required)) {
+    if (!fits(record[field], kind)) {
+      throw new ProtocolError("malformed", `${what} has a missing or bad "${field}"`);
+    }
+  }
+  for (const [field, kind] of Object.entries(shape.optional ?? {})) {
+    if (record[field] !== undefined && !fits(record[field], kind)) {
+      throw new ProtocolError("malformed", `${what} has a bad "${field}"`);
+    }
   }
 }
 
@@ -128,16 +214,7 @@ function decodeWith<T>(
   if (typeof type !== "string") throw new ProtocolError("malformed", "Frame has no type");
   const shape = Object.hasOwn(shapes, type) ? shapes[type] : undefined;
   if (!shape) throw new ProtocolError("unknown-frame", `Unknown frame type "${type}"`);
-  for (const [field, kind] of Object.entries(shape.required)) {
-    if (!fits(record[field], kind)) {
-      throw new ProtocolError("malformed", `Frame "${type}" has a missing or bad "${field}"`);
-    }
-  }
-  for (const [field, kind] of Object.entries(shape.optional ?? {})) {
-    if (record[field] !== undefined && !fits(record[field], kind)) {
-      throw new ProtocolError("malformed", `Frame "${type}" has a bad "${field}"`);
-    }
-  }
+  checkFields(record, shape, `Frame "${type}"`);
   return record as T;
 }
 
@@ -146,7 +223,24 @@ export function decodeClientFrame(text: string): ClientFrame {
   return decodeWith<ClientFrame>(text, CLIENT_SHAPES);
 }
 
-/** Parses a frame the server sent; throws ProtocolError when it is not one. */
+/**
+ * Parses a frame the server sent, `data` checked per event kind; throws ProtocolError when it is
+ * not one. An event of a kind this client does not know is read as a notice, so a newer server's
+ * news is still shown.
+ */
 export function decodeServerFrame(text: string): ServerFrame {
-  return decodeWith<ServerFrame>(text, SERVER_SHAPES);
+  const frame = decodeWith<ServerFrame>(text, SERVER_SHAPES);
+  const data = (frame as { data?: Record<string, unknown> }).data;
+  if (frame.t === "event") {
+    const kind: string = frame.kind;
+    if (!Object.hasOwn(EVENT_DATA, kind)) return { t: "event", kind: "notice", lines: frame.lines };
+    const shape = EVENT_DATA[kind as EventKind];
+    if (data === undefined && Object.keys(shape.required).length === 0) return frame;
+    checkFields(data ?? {}, shape, `Event "${kind}" data`);
+  } else if (frame.t === "reply" && data !== undefined) {
+    checkFields(data, { required: {}, optional: REPLY_DATA }, "Reply data");
+  }
+  // A ticket that passed the check is kept as the engine's own parse of it.
+  if (data?.ticket !== undefined) data.ticket = parseTicket(data.ticket);
+  return frame;
 }

@@ -44,7 +44,7 @@ class ScriptTerminal implements Terminal {
 }
 
 Deno.test("runClient() logs in, runs commands and exits 0 on OUT", async () => {
-  const test = await startServer();
+  await using test = await startServer();
   const [clientEnd, serverEnd] = memoryPair();
   void test.server.handle(serverEnd);
   const terminal = new ScriptTerminal(["darth", "yoda", "sith", "jedi", "MSG hi", "", "OUT"]);
@@ -56,11 +56,10 @@ Deno.test("runClient() logs in, runs commands and exits 0 on OUT", async () => {
   assert.ok(out.includes("Message #1 posted at 23 Feb 2021 15:00:00."));
   assert.equal(out.at(-1), "Bye, yoda!");
   assert.match(test.file("userlog.txt"), /^$/);
-  await test.close();
 });
 
 Deno.test("runClient() exits 1 when the account gets blocked", async () => {
-  const test = await startServer({ maxFailures: 2 });
+  await using test = await startServer({ maxFailures: 2 });
   const [clientEnd, serverEnd] = memoryPair();
   void test.server.handle(serverEnd);
   const terminal = new ScriptTerminal(["yoda", "a", "b", "jedi"]);
@@ -69,21 +68,40 @@ Deno.test("runClient() exits 1 when the account gets blocked", async () => {
     terminal.output.at(-1),
     "Invalid Password. Your account has been blocked. Please try again later",
   );
-  await test.close();
 });
 
 Deno.test("runClient() logs out cleanly at end of input", async () => {
-  const test = await startServer();
+  await using test = await startServer();
   const [clientEnd, serverEnd] = memoryPair();
   void test.server.handle(serverEnd);
   const terminal = new ScriptTerminal(["yoda", "jedi"]);
   assert.equal(await runClient({ conn: clientEnd, terminal, udpPort: 9000 }), 0);
   assert.equal(terminal.output.at(-1), "Bye, yoda!");
-  await test.close();
 });
 
+/** A fake server running; `await using` closes its end and waits for it at the end. */
+interface FakeServer extends AsyncDisposable {
+  /** Settles when the fake server has answered the login and run its script. */
+  done: Promise<void>;
+}
+
 /** A fake server: answers hello and login, then runs `script` with its end of the link. */
-async function fakeServer(
+function fakeServer(
+  conn: Connection,
+  script: (send: (text: string | Uint8Array) => Promise<void>) => Promise<void>,
+): FakeServer {
+  const done = serveFake(conn, script);
+  return {
+    done,
+    async [Symbol.asyncDispose]() {
+      conn.close();
+      // Whatever it failed with was either awaited by the test already or is moot after a failure.
+      await done.catch(() => {});
+    },
+  };
+}
+
+async function serveFake(
   conn: Connection,
   script: (send: (text: string | Uint8Array) => Promise<void>) => Promise<void>,
 ): Promise<void> {
@@ -124,9 +142,9 @@ for (const [what, bytes] of HOSTILE) {
   Deno.test(`the client survives a server that sends ${what}`, async () => {
     const [clientEnd, serverEnd] = memoryPair();
     const terminal = new ScriptTerminal(["yoda", "jedi"], { endAfter: false });
-    const server = fakeServer(serverEnd, (send) => send(bytes));
+    await using server = fakeServer(serverEnd, (send) => send(bytes));
     const exit = await runClient({ conn: clientEnd, terminal, udpPort: 9000 });
-    await server;
+    await server.done;
     assert.equal(exit, 1);
     assert.match(terminal.output.at(-1)!, /Server sent a bad frame/);
   });
@@ -135,16 +153,17 @@ for (const [what, bytes] of HOSTILE) {
 Deno.test("the client shows unknown events and replies to nobody, and carries on", async () => {
   const [clientEnd, serverEnd] = memoryPair();
   const terminal = new ScriptTerminal(["yoda", "jedi"], { endAfter: false });
-  const server = fakeServer(serverEnd, async (send) => {
+  await using server = fakeServer(serverEnd, async (send) => {
     await send('{"t":"event","kind":"from-the-future","lines":["something new"]}\n');
     await send('{"t":"reply","id":999,"ok":true,"lines":["nobody asked"]}\n');
     await send(
-      '{"t":"event","kind":"logout","lines":["You have been logged out due to inactivity"]}\n',
+      '{"t":"event","kind":"logout","lines":["You have been logged out due to inactivity"],' +
+        '"data":{"reason":"timeout"}}\n',
     );
     serverEnd.close();
   });
   const exit = await runClient({ conn: clientEnd, terminal, udpPort: 9000 });
-  await server;
+  await server.done;
   assert.equal(exit, 0);
   assert.ok(terminal.output.includes("something new"));
   assert.ok(!terminal.output.includes("nobody asked"));
@@ -154,8 +173,8 @@ Deno.test("the client shows unknown events and replies to nobody, and carries on
 Deno.test("the client says the connection is lost when the server goes away", async () => {
   const [clientEnd, serverEnd] = memoryPair();
   const terminal = new ScriptTerminal(["yoda", "jedi"], { endAfter: false });
-  const server = fakeServer(serverEnd, () => Promise.resolve(serverEnd.close()));
+  await using server = fakeServer(serverEnd, () => Promise.resolve(serverEnd.close()));
   assert.equal(await runClient({ conn: clientEnd, terminal, udpPort: 9000 }), 1);
-  await server;
+  await server.done;
   assert.equal(terminal.output.at(-1), "Connection to server lost");
 });

@@ -1,3 +1,4 @@
+/** File transfer between PeerNodes: integrity under loss, attacks, failures and name safety. */
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import {
@@ -12,6 +13,7 @@ import {
   type TransferFailed,
   UdpSocket,
 } from "../../lib/p2p/mod.ts";
+import { tempDir } from "../../testing/temp_dir.ts";
 
 const CAN_USE_FILES = Deno.permissions.querySync({ name: "read" }).state === "granted" &&
   Deno.permissions.querySync({ name: "write" }).state === "granted";
@@ -36,6 +38,15 @@ interface Peer {
   dir: string;
   received: FileReceived[];
   failed: TransferFailed[];
+}
+
+/** A peer that owns its download directory: disposing it closes the node, then removes the dir. */
+interface OwnedPeer extends Peer, AsyncDisposable {}
+
+/** Two peers, yoda (a) and hans (b); disposing closes both nodes and removes both dirs. */
+interface PeerPair extends AsyncDisposable {
+  a: Peer;
+  b: Peer;
 }
 
 interface Faults {
@@ -65,56 +76,74 @@ function makePeer(
   return peer;
 }
 
+/** A peer on `socket()` that saves into a fresh directory of its own (named `prefix`...). */
+async function ownedPeer(
+  name: string,
+  socket: () => DatagramSocket,
+  prefix: string,
+  options: Partial<PeerNodeOptions> = {},
+): Promise<OwnedPeer> {
+  await using stack = new AsyncDisposableStack(); // undoes a half-made peer if anything throws
+  const dir = stack.use(await tempDir(prefix));
+  const peer = makePeer(name, socket(), dir.path, options);
+  stack.defer(() => peer.node.close());
+  const owned = stack.move();
+  return Object.assign(peer, { [Symbol.asyncDispose]: () => owned.disposeAsync() });
+}
+
+/** Makes peer a, then peer b; disposing the pair disposes b, then a. */
+async function pairOf(
+  makeA: () => Promise<OwnedPeer>,
+  makeB: () => Promise<OwnedPeer>,
+): Promise<PeerPair> {
+  await using stack = new AsyncDisposableStack(); // disposes a again if b cannot be made
+  const a = stack.use(await makeA());
+  const b = stack.use(await makeB());
+  const owned = stack.move();
+  return { a, b, [Symbol.asyncDispose]: () => owned.disposeAsync() };
+}
+
+/** `node`, closed when disposed too (closing it earlier is fine: `close()` is idempotent). */
+function closedAtEnd(node: PeerNode): PeerNode & AsyncDisposable {
+  return Object.assign(node, { [Symbol.asyncDispose]: () => node.close() });
+}
+
 function lossy(socket: DatagramSocket, faults: Faults, seed: number): DatagramSocket {
   if (!faults.loss && !faults.duplicate && !faults.reorder && !faults.corrupt) return socket;
   return new LossySocket(socket, { seed, ...faults });
 }
 
 /** Two peers on an in-memory network with faults injected in both directions. */
-async function memoryPair(
+function memoryPair(
   faults: Faults = {},
   options: Partial<PeerNodeOptions> = {},
-): Promise<[Peer, Peer, () => Promise<void>]> {
+): Promise<PeerPair> {
   const network = new MemoryNetwork();
   const seed = faults.seed ?? 1;
-  const dirA = await Deno.makeTempDir({ prefix: "p2p_a_" });
-  const dirB = await Deno.makeTempDir({ prefix: "p2p_b_" });
-  const a = makePeer("yoda", lossy(network.socket(), faults, seed), dirA, options);
-  const b = makePeer("hans", lossy(network.socket(), faults, seed + 1000), dirB, options);
-  return [a, b, async () => {
-    await a.node.close();
-    await b.node.close();
-    await Deno.remove(dirA, { recursive: true });
-    await Deno.remove(dirB, { recursive: true });
-  }];
+  return pairOf(
+    () => ownedPeer("yoda", () => lossy(network.socket(), faults, seed), "p2p_a_", options),
+    () => ownedPeer("hans", () => lossy(network.socket(), faults, seed + 1000), "p2p_b_", options),
+  );
 }
 
-async function udpPair(
-  options: Partial<PeerNodeOptions> = {},
-): Promise<[Peer, Peer, () => Promise<void>]> {
-  const dirA = await Deno.makeTempDir({ prefix: "p2p_a_" });
-  const dirB = await Deno.makeTempDir({ prefix: "p2p_b_" });
-  const a = makePeer("yoda", new UdpSocket({ hostname: "127.0.0.1", port: 0 }), dirA, options);
-  const b = makePeer("hans", new UdpSocket({ hostname: "127.0.0.1", port: 0 }), dirB, options);
-  return [a, b, async () => {
-    await a.node.close();
-    await b.node.close();
-    await Deno.remove(dirA, { recursive: true });
-    await Deno.remove(dirB, { recursive: true });
-  }];
+function udpPair(options: Partial<PeerNodeOptions> = {}): Promise<PeerPair> {
+  const udp = () => new UdpSocket({ hostname: "127.0.0.1", port: 0 });
+  return pairOf(
+    () => ownedPeer("yoda", udp, "p2p_a_", options),
+    () => ownedPeer("hans", udp, "p2p_b_", options),
+  );
 }
 
 let fileCounter = 0;
 
 async function randomFile(dir: string, size: number, name = `data${fileCounter++}.bin`) {
   const path = `${dir}/${name}`;
-  const file = await Deno.open(path, { write: true, create: true, truncate: true });
+  using file = await Deno.open(path, { write: true, create: true, truncate: true });
   const block = new Uint8Array(65536);
   for (let done = 0; done < size; done += block.length) {
     crypto.getRandomValues(block);
     await file.write(block.subarray(0, Math.min(block.length, size - done)));
   }
-  file.close();
   return path;
 }
 
@@ -170,20 +199,17 @@ for (const loss of [0, 0.1, 0.3]) {
       }`,
       ignore: !CAN_USE_FILES,
       fn: async () => {
-        const [a, b, done] = await memoryPair(faults, { loopbackPayloadBytes: 1200 });
-        try {
-          const path = await randomFile(a.dir, size);
-          const result = await transfer(a, b, path, "notes.bin");
-          assert.equal(result.bytes, size);
-          assert.equal(b.received.length, 1);
-          const saved = b.received[0]!;
-          assert.equal(saved.savedAs, `${b.dir}/yoda_notes.bin`);
-          assert.equal(await sha256Of(saved.savedAs), await sha256Of(path));
-          assert.equal(result.sha256, await sha256Of(path));
-          assert.deepEqual(await listDir(b.dir), ["yoda_notes.bin"]);
-        } finally {
-          await done();
-        }
+        await using peers = await memoryPair(faults, { loopbackPayloadBytes: 1200 });
+        const { a, b } = peers;
+        const path = await randomFile(a.dir, size);
+        const result = await transfer(a, b, path, "notes.bin");
+        assert.equal(result.bytes, size);
+        assert.equal(b.received.length, 1);
+        const saved = b.received[0]!;
+        assert.equal(saved.savedAs, `${b.dir}/yoda_notes.bin`);
+        assert.equal(await sha256Of(saved.savedAs), await sha256Of(path));
+        assert.equal(result.sha256, await sha256Of(path));
+        assert.deepEqual(await listDir(b.dir), ["yoda_notes.bin"]);
       },
     });
   }
@@ -193,15 +219,12 @@ Deno.test({
   name: "sendFile() moves 4 MiB over real UDP on 127.0.0.1 with large loopback datagrams",
   ignore: !CAN_USE_FILES,
   fn: async () => {
-    const [a, b, done] = await udpPair();
-    try {
-      const path = await randomFile(a.dir, 4 * 1024 * 1024 + 5);
-      const result = await transfer(a, b, path, "big.bin");
-      assert.ok(result.chunkSize > 1200, "loopback uses datagrams larger than 1,200 bytes");
-      assert.equal(await sha256Of(b.received[0]!.savedAs), await sha256Of(path));
-    } finally {
-      await done();
-    }
+    await using peers = await udpPair();
+    const { a, b } = peers;
+    const path = await randomFile(a.dir, 4 * 1024 * 1024 + 5);
+    const result = await transfer(a, b, path, "big.bin");
+    assert.ok(result.chunkSize > 1200, "loopback uses datagrams larger than 1,200 bytes");
+    assert.equal(await sha256Of(b.received[0]!.savedAs), await sha256Of(path));
   },
 });
 
@@ -229,15 +252,16 @@ class TapSocket implements DatagramSocket {
   }
 }
 
+/** Two peers on tapped in-memory sockets, and an attacker's socket on the same network. */
 async function tappedPair(options: Partial<PeerNodeOptions> = {}) {
   const network = new MemoryNetwork();
-  const dirA = await Deno.makeTempDir({ prefix: "p2p_a_" });
-  const dirB = await Deno.makeTempDir({ prefix: "p2p_b_" });
   const tapA = new TapSocket(network.socket());
   const tapB = new TapSocket(network.socket());
   const settings = { loopbackPayloadBytes: 1200, ...options };
-  const a = makePeer("yoda", tapA, dirA, settings);
-  const b = makePeer("hans", tapB, dirB, settings);
+  const { a, b, [Symbol.asyncDispose]: closePeers } = await pairOf(
+    () => ownedPeer("yoda", () => tapA, "p2p_a_", settings),
+    () => ownedPeer("hans", () => tapB, "p2p_b_", settings),
+  );
   const attacker = network.socket();
   return {
     a,
@@ -245,12 +269,9 @@ async function tappedPair(options: Partial<PeerNodeOptions> = {}) {
     tapA,
     tapB,
     attacker,
-    done: async () => {
+    async [Symbol.asyncDispose]() {
       attacker.close();
-      await a.node.close();
-      await b.node.close();
-      await Deno.remove(dirA, { recursive: true });
-      await Deno.remove(dirB, { recursive: true });
+      await closePeers();
     },
   };
 }
@@ -259,32 +280,33 @@ Deno.test({
   name: "forged datagrams (wrong key) are dropped and no file appears",
   ignore: !CAN_USE_FILES,
   fn: async () => {
-    const { a, b, attacker, done } = await tappedPair();
-    try {
-      const [send, receive] = tickets(a, b, "notes.txt");
-      b.node.accept(receive);
-      // The attacker knows the ticket id and address but not the key.
-      const forger = new PeerNode(new MemoryNetwork().socket(), { ...FAST, downloadDir: a.dir });
-      const forgedTicket = { ...send, key: btoa("x".repeat(32)) };
-      const tap = new TapSocket(attacker);
-      const forgerNode = new PeerNode(tap, {
+    await using peers = await tappedPair();
+    const { a, b, attacker } = peers;
+    const [send, receive] = tickets(a, b, "notes.txt");
+    b.node.accept(receive);
+    // The attacker knows the ticket id and address but not the key.
+    await using forger = closedAtEnd(
+      new PeerNode(new MemoryNetwork().socket(), { ...FAST, downloadDir: a.dir }),
+    );
+    const forgedTicket = { ...send, key: btoa("x".repeat(32)) };
+    const tap = new TapSocket(attacker);
+    await using forgerNode = closedAtEnd(
+      new PeerNode(tap, {
         ...FAST,
         downloadDir: a.dir,
         handshakeTimeoutMs: 200,
-      });
-      const path = await randomFile(a.dir, 5000);
-      await assert.rejects(forgerNode.sendFile(forgedTicket, path), TransferError);
-      assert.ok(b.node.stats.badTag >= 3, "offers with a bad tag were dropped");
-      assert.equal(b.node.stats.accepted, 0);
-      assert.deepEqual(await listDir(b.dir), []);
-      await forgerNode.close();
-      await forger.close();
-      // The real sender still gets through afterwards.
-      await a.node.sendFile(send, path);
-      assert.deepEqual(await listDir(b.dir), ["yoda_notes.txt"]);
-    } finally {
-      await done();
-    }
+      }),
+    );
+    const path = await randomFile(a.dir, 5000);
+    await assert.rejects(forgerNode.sendFile(forgedTicket, path), TransferError);
+    assert.ok(b.node.stats.badTag >= 3, "offers with a bad tag were dropped");
+    assert.equal(b.node.stats.accepted, 0);
+    assert.deepEqual(await listDir(b.dir), []);
+    await forgerNode.close();
+    await forger.close();
+    // The real sender still gets through afterwards.
+    await a.node.sendFile(send, path);
+    assert.deepEqual(await listDir(b.dir), ["yoda_notes.txt"]);
   },
 });
 
@@ -292,30 +314,27 @@ Deno.test({
   name: "replayed datagrams are refused during the transfer and after it, and never written",
   ignore: !CAN_USE_FILES,
   fn: async () => {
-    const { a, b, tapA, attacker, done } = await tappedPair({ lingerMs: 50 });
-    try {
-      const path = await randomFile(a.dir, 50_000);
-      const [send, receive] = tickets(a, b, "notes.txt");
-      b.node.accept(receive);
-      const sending = a.node.sendFile(send, path);
-      // Replay everything the sender said so far, from another address, while it runs.
-      await waitFor(() => tapA.sent.length > 10);
-      for (const { data } of tapA.sent.slice()) await attacker.send(data, b.node.localAddress);
-      await sending;
-      assert.ok(b.node.stats.replayed > 0, "replays were counted");
-      assert.equal(await sha256Of(`${b.dir}/yoda_notes.txt`), await sha256Of(path));
-      // After the ticket is gone, a full replay is just datagrams for an unknown ticket.
-      await waitFor(() => b.node.stats.unknownTicket === 0 && performance.now() > 0);
-      await new Promise((resolve) => setTimeout(resolve, 120));
-      const before = b.node.stats.unknownTicket;
-      for (const { data } of tapA.sent) await attacker.send(data, b.node.localAddress);
-      await new Promise((resolve) => setTimeout(resolve, 20));
-      assert.equal(b.node.stats.unknownTicket - before, tapA.sent.length);
-      assert.deepEqual(await listDir(b.dir), ["yoda_notes.txt"]);
-      assert.equal(b.received.length, 1);
-    } finally {
-      await done();
-    }
+    await using peers = await tappedPair({ lingerMs: 50 });
+    const { a, b, tapA, attacker } = peers;
+    const path = await randomFile(a.dir, 50_000);
+    const [send, receive] = tickets(a, b, "notes.txt");
+    b.node.accept(receive);
+    const sending = a.node.sendFile(send, path);
+    // Replay everything the sender said so far, from another address, while it runs.
+    await waitFor(() => tapA.sent.length > 10);
+    for (const { data } of tapA.sent.slice()) await attacker.send(data, b.node.localAddress);
+    await sending;
+    assert.ok(b.node.stats.replayed > 0, "replays were counted");
+    assert.equal(await sha256Of(`${b.dir}/yoda_notes.txt`), await sha256Of(path));
+    // After the ticket is gone, a full replay is just datagrams for an unknown ticket.
+    await waitFor(() => b.node.stats.unknownTicket === 0 && performance.now() > 0);
+    await new Promise((resolve) => setTimeout(resolve, 120));
+    const before = b.node.stats.unknownTicket;
+    for (const { data } of tapA.sent) await attacker.send(data, b.node.localAddress);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    assert.equal(b.node.stats.unknownTicket - before, tapA.sent.length);
+    assert.deepEqual(await listDir(b.dir), ["yoda_notes.txt"]);
+    assert.equal(b.received.length, 1);
   },
 });
 
@@ -323,18 +342,15 @@ Deno.test({
   name: "corrupted datagrams are dropped and the file still arrives byte-identical",
   ignore: !CAN_USE_FILES,
   fn: async () => {
-    const [a, b, done] = await memoryPair({ corrupt: 0.2, seed: 99 }, {
+    await using peers = await memoryPair({ corrupt: 0.2, seed: 99 }, {
       loopbackPayloadBytes: 1200,
     });
-    try {
-      const path = await randomFile(a.dir, 300_000);
-      await transfer(a, b, path, "notes.bin");
-      assert.ok(b.node.stats.badTag + b.node.stats.malformed > 0, "corruption was detected");
-      assert.equal(await sha256Of(`${b.dir}/yoda_notes.bin`), await sha256Of(path));
-      assert.deepEqual(await listDir(b.dir), ["yoda_notes.bin"]);
-    } finally {
-      await done();
-    }
+    const { a, b } = peers;
+    const path = await randomFile(a.dir, 300_000);
+    await transfer(a, b, path, "notes.bin");
+    assert.ok(b.node.stats.badTag + b.node.stats.malformed > 0, "corruption was detected");
+    assert.equal(await sha256Of(`${b.dir}/yoda_notes.bin`), await sha256Of(path));
+    assert.deepEqual(await listDir(b.dir), ["yoda_notes.bin"]);
   },
 });
 
@@ -342,33 +358,32 @@ Deno.test({
   name: "datagrams for an unknown ticket, reflected datagrams and junk are dropped",
   ignore: !CAN_USE_FILES,
   fn: async () => {
-    const { a, b, attacker, done } = await tappedPair();
-    try {
-      const path = await randomFile(a.dir, 10_000);
-      await transfer(a, b, path, "notes.txt");
-      const unknownBefore = b.node.stats.unknownTicket;
-      await attacker.send(new TextEncoder().encode("hello?"), b.node.localAddress);
-      const strangers = issueTickets({
-        kind: "file",
-        from: "eve",
-        to: "hans",
-        fromAddress: attacker.localAddress,
-        toAddress: b.node.localAddress,
-        fileName: "x",
-      });
-      const eve = new PeerNode(new TapSocket(attacker), {
+    await using peers = await tappedPair();
+    const { a, b, attacker } = peers;
+    const path = await randomFile(a.dir, 10_000);
+    await transfer(a, b, path, "notes.txt");
+    const unknownBefore = b.node.stats.unknownTicket;
+    await attacker.send(new TextEncoder().encode("hello?"), b.node.localAddress);
+    const strangers = issueTickets({
+      kind: "file",
+      from: "eve",
+      to: "hans",
+      fromAddress: attacker.localAddress,
+      toAddress: b.node.localAddress,
+      fileName: "x",
+    });
+    await using eve = closedAtEnd(
+      new PeerNode(new TapSocket(attacker), {
         ...FAST,
         downloadDir: a.dir,
         handshakeTimeoutMs: 100,
-      });
-      await assert.rejects(eve.sendFile(strangers[0], path), { reason: "timed-out" });
-      await eve.close();
-      assert.ok(b.node.stats.unknownTicket > unknownBefore, "unknown ticket dropped");
-      assert.ok(b.node.stats.malformed >= 1, "junk dropped");
-      assert.deepEqual(await listDir(b.dir), ["yoda_notes.txt"]);
-    } finally {
-      await done();
-    }
+      }),
+    );
+    await assert.rejects(eve.sendFile(strangers[0], path), { reason: "timed-out" });
+    await eve.close();
+    assert.ok(b.node.stats.unknownTicket > unknownBefore, "unknown ticket dropped");
+    assert.ok(b.node.stats.malformed >= 1, "junk dropped");
+    assert.deepEqual(await listDir(b.dir), ["yoda_notes.txt"]);
   },
 });
 
@@ -376,19 +391,16 @@ Deno.test({
   name: "a datagram reflected back to its sender is dropped by the direction check",
   ignore: !CAN_USE_FILES,
   fn: async () => {
-    const { a, b, tapA, attacker, done } = await tappedPair();
-    try {
-      const [send, receive] = tickets(a, b, "notes.txt");
-      b.node.accept(receive);
-      const path = await randomFile(a.dir, 2 * 1024 * 1024);
-      const sending = a.node.sendFile(send, path);
-      await waitFor(() => tapA.sent.length > 3);
-      for (const { data } of tapA.sent.slice(0, 3)) await attacker.send(data, a.node.localAddress);
-      await sending;
-      assert.ok(a.node.stats.wrongDirection >= 3);
-    } finally {
-      await done();
-    }
+    await using peers = await tappedPair();
+    const { a, b, tapA, attacker } = peers;
+    const [send, receive] = tickets(a, b, "notes.txt");
+    b.node.accept(receive);
+    const path = await randomFile(a.dir, 2 * 1024 * 1024);
+    const sending = a.node.sendFile(send, path);
+    await waitFor(() => tapA.sent.length > 3);
+    for (const { data } of tapA.sent.slice(0, 3)) await attacker.send(data, a.node.localAddress);
+    await sending;
+    assert.ok(a.node.stats.wrongDirection >= 3);
   },
 });
 
@@ -397,50 +409,44 @@ Deno.test({
   ignore: !CAN_USE_FILES,
   fn: async () => {
     const network = new MemoryNetwork();
-    const dirs = await Promise.all([0, 1, 2].map(() => Deno.makeTempDir({ prefix: "p2p_m_" })));
     const options = { loopbackPayloadBytes: 1200 };
-    const a = makePeer(
+    await using a = await ownedPeer(
       "yoda",
-      new LossySocket(network.socket(), { seed: 1, loss: 0.05 }),
-      dirs[0]!,
+      () => new LossySocket(network.socket(), { seed: 1, loss: 0.05 }),
+      "p2p_m_",
       options,
     );
-    const c = makePeer(
+    await using c = await ownedPeer(
       "luke",
-      new LossySocket(network.socket(), { seed: 2, loss: 0.05 }),
-      dirs[1]!,
+      () => new LossySocket(network.socket(), { seed: 2, loss: 0.05 }),
+      "p2p_m_",
       options,
     );
-    const b = makePeer(
+    await using b = await ownedPeer(
       "hans",
-      new LossySocket(network.socket(), { seed: 3, loss: 0.05 }),
-      dirs[2]!,
+      () => new LossySocket(network.socket(), { seed: 3, loss: 0.05 }),
+      "p2p_m_",
       options,
     );
-    try {
-      const pathA = await randomFile(a.dir, 400_000);
-      const pathC = await randomFile(c.dir, 300_000);
-      const pathA2 = await randomFile(a.dir, 200_000);
-      await Promise.all([
-        transfer(a, b, pathA, "notes.txt"),
-        transfer(c, b, pathC, "notes.txt"),
-        transfer(a, b, pathA2, "notes.txt"),
-      ]);
-      assert.deepEqual(await listDir(b.dir), [
-        "luke_notes.txt",
-        "yoda_notes-1.txt",
-        "yoda_notes.txt",
-      ]);
-      assert.equal(await sha256Of(`${b.dir}/luke_notes.txt`), await sha256Of(pathC));
-      const yodas = [
-        await sha256Of(`${b.dir}/yoda_notes.txt`),
-        await sha256Of(`${b.dir}/yoda_notes-1.txt`),
-      ];
-      assert.deepEqual(yodas.sort(), [await sha256Of(pathA), await sha256Of(pathA2)].sort());
-    } finally {
-      for (const peer of [a, b, c]) await peer.node.close();
-      for (const dir of dirs) await Deno.remove(dir, { recursive: true });
-    }
+    const pathA = await randomFile(a.dir, 400_000);
+    const pathC = await randomFile(c.dir, 300_000);
+    const pathA2 = await randomFile(a.dir, 200_000);
+    await Promise.all([
+      transfer(a, b, pathA, "notes.txt"),
+      transfer(c, b, pathC, "notes.txt"),
+      transfer(a, b, pathA2, "notes.txt"),
+    ]);
+    assert.deepEqual(await listDir(b.dir), [
+      "luke_notes.txt",
+      "yoda_notes-1.txt",
+      "yoda_notes.txt",
+    ]);
+    assert.equal(await sha256Of(`${b.dir}/luke_notes.txt`), await sha256Of(pathC));
+    const yodas = [
+      await sha256Of(`${b.dir}/yoda_notes.txt`),
+      await sha256Of(`${b.dir}/yoda_notes-1.txt`),
+    ];
+    assert.deepEqual(yodas.sort(), [await sha256Of(pathA), await sha256Of(pathA2)].sort());
   },
 });
 
@@ -448,16 +454,13 @@ Deno.test({
   name: "transfers in both directions at once on the same sockets both arrive intact",
   ignore: !CAN_USE_FILES,
   fn: async () => {
-    const [a, b, done] = await udpPair();
-    try {
-      const pathA = await randomFile(a.dir, 1_500_000);
-      const pathB = await randomFile(b.dir, 1_000_000);
-      await Promise.all([transfer(a, b, pathA, "ab.bin"), transfer(b, a, pathB, "ba.bin")]);
-      assert.equal(await sha256Of(`${b.dir}/yoda_ab.bin`), await sha256Of(pathA));
-      assert.equal(await sha256Of(`${a.dir}/hans_ba.bin`), await sha256Of(pathB));
-    } finally {
-      await done();
-    }
+    await using peers = await udpPair();
+    const { a, b } = peers;
+    const pathA = await randomFile(a.dir, 1_500_000);
+    const pathB = await randomFile(b.dir, 1_000_000);
+    await Promise.all([transfer(a, b, pathA, "ab.bin"), transfer(b, a, pathB, "ba.bin")]);
+    assert.equal(await sha256Of(`${b.dir}/yoda_ab.bin`), await sha256Of(pathA));
+    assert.equal(await sha256Of(`${a.dir}/hans_ba.bin`), await sha256Of(pathB));
   },
 });
 
@@ -492,17 +495,14 @@ Deno.test({
   name: "a sender killed mid-transfer leaves the receiver with peer-gone and no partial file",
   ignore: !CAN_USE_FILES,
   fn: async () => {
-    const { a, b, tapA, done } = await tappedPair({ idleTimeoutMs: 300 });
-    try {
-      const { sending } = await startBigTransfer(a, b);
-      tapA.dead = true;
-      await waitFor(() => b.failed.length === 1);
-      assert.equal(b.failed[0]!.reason, "peer-gone");
-      assert.deepEqual(await listDir(b.dir), []);
-      await assert.rejects(sending, { name: "TransferError", reason: "peer-gone" });
-    } finally {
-      await done();
-    }
+    await using peers = await tappedPair({ idleTimeoutMs: 300 });
+    const { a, b, tapA } = peers;
+    const { sending } = await startBigTransfer(a, b);
+    tapA.dead = true;
+    await waitFor(() => b.failed.length === 1);
+    assert.equal(b.failed[0]!.reason, "peer-gone");
+    assert.deepEqual(await listDir(b.dir), []);
+    await assert.rejects(sending, { name: "TransferError", reason: "peer-gone" });
   },
 });
 
@@ -510,16 +510,13 @@ Deno.test({
   name: "a receiver killed mid-transfer makes sendFile() reject with peer-gone",
   ignore: !CAN_USE_FILES,
   fn: async () => {
-    const { a, b, tapB, done } = await tappedPair({ idleTimeoutMs: 300 });
-    try {
-      const { sending } = await startBigTransfer(a, b);
-      tapB.dead = true;
-      await assert.rejects(sending, { name: "TransferError", reason: "peer-gone" });
-      await waitFor(() => b.failed.length === 1);
-      assert.deepEqual(await partialFiles(b.dir), []);
-    } finally {
-      await done();
-    }
+    await using peers = await tappedPair({ idleTimeoutMs: 300 });
+    const { a, b, tapB } = peers;
+    const { sending } = await startBigTransfer(a, b);
+    tapB.dead = true;
+    await assert.rejects(sending, { name: "TransferError", reason: "peer-gone" });
+    await waitFor(() => b.failed.length === 1);
+    assert.deepEqual(await partialFiles(b.dir), []);
   },
 });
 
@@ -527,17 +524,14 @@ Deno.test({
   name: "a receiver that shuts down mid-transfer tells the sender at once (peer-gone)",
   ignore: !CAN_USE_FILES,
   fn: async () => {
-    const { a, b, done } = await tappedPair();
-    try {
-      const { sending } = await startBigTransfer(a, b);
-      const started = performance.now();
-      await b.node.close();
-      await assert.rejects(sending, { name: "TransferError", reason: "peer-gone" });
-      assert.ok(performance.now() - started < 1000, "no need to wait for the idle timeout");
-      assert.deepEqual(await listDir(b.dir), []);
-    } finally {
-      await done();
-    }
+    await using peers = await tappedPair();
+    const { a, b } = peers;
+    const { sending } = await startBigTransfer(a, b);
+    const started = performance.now();
+    await b.node.close();
+    await assert.rejects(sending, { name: "TransferError", reason: "peer-gone" });
+    assert.ok(performance.now() - started < 1000, "no need to wait for the idle timeout");
+    assert.deepEqual(await listDir(b.dir), []);
   },
 });
 
@@ -545,18 +539,15 @@ Deno.test({
   name: "sendFile() cancelled by its AbortSignal rejects with aborted and the receiver is told",
   ignore: !CAN_USE_FILES,
   fn: async () => {
-    const { a, b, done } = await tappedPair();
-    try {
-      const controller = new AbortController();
-      const { sending } = await startBigTransfer(a, b, controller.signal);
-      controller.abort();
-      await assert.rejects(sending, { name: "TransferError", reason: "aborted" });
-      await waitFor(() => b.failed.length === 1);
-      assert.equal(b.failed[0]!.reason, "aborted");
-      assert.deepEqual(await listDir(b.dir), []);
-    } finally {
-      await done();
-    }
+    await using peers = await tappedPair();
+    const { a, b } = peers;
+    const controller = new AbortController();
+    const { sending } = await startBigTransfer(a, b, controller.signal);
+    controller.abort();
+    await assert.rejects(sending, { name: "TransferError", reason: "aborted" });
+    await waitFor(() => b.failed.length === 1);
+    assert.equal(b.failed[0]!.reason, "aborted");
+    assert.deepEqual(await listDir(b.dir), []);
   },
 });
 
@@ -564,18 +555,15 @@ Deno.test({
   name: "sendFile() to a peer that never got its ticket rejects with timed-out",
   ignore: !CAN_USE_FILES,
   fn: async () => {
-    const [a, b, done] = await memoryPair({}, { handshakeTimeoutMs: 200 });
-    try {
-      const path = await randomFile(a.dir, 100);
-      const [send] = tickets(a, b, "notes.txt");
-      await assert.rejects(a.node.sendFile(send, path), {
-        name: "TransferError",
-        reason: "timed-out",
-      });
-      assert.deepEqual(await listDir(b.dir), []);
-    } finally {
-      await done();
-    }
+    await using peers = await memoryPair({}, { handshakeTimeoutMs: 200 });
+    const { a, b } = peers;
+    const path = await randomFile(a.dir, 100);
+    const [send] = tickets(a, b, "notes.txt");
+    await assert.rejects(a.node.sendFile(send, path), {
+      name: "TransferError",
+      reason: "timed-out",
+    });
+    assert.deepEqual(await listDir(b.dir), []);
   },
 });
 
@@ -584,22 +572,15 @@ Deno.test({
   ignore: !CAN_USE_FILES,
   fn: async () => {
     const network = new MemoryNetwork();
-    const dirA = await Deno.makeTempDir();
-    const dirB = await Deno.makeTempDir();
-    const a = makePeer("yoda", network.socket(), dirA);
-    const b = makePeer("hans", network.socket(), dirB, { maxFileBytes: 1000 });
-    try {
-      const path = await randomFile(a.dir, 5000);
-      await assert.rejects(transfer(a, b, path, "big.bin"), { reason: "rejected" });
-      await waitFor(() => b.failed.length === 1);
-      assert.equal(b.failed[0]!.reason, "rejected");
-      assert.deepEqual(await listDir(b.dir), []);
-    } finally {
-      await a.node.close();
-      await b.node.close();
-      await Deno.remove(dirA, { recursive: true });
-      await Deno.remove(dirB, { recursive: true });
-    }
+    await using a = await ownedPeer("yoda", () => network.socket(), "p2p_a_");
+    await using b = await ownedPeer("hans", () => network.socket(), "p2p_b_", {
+      maxFileBytes: 1000,
+    });
+    const path = await randomFile(a.dir, 5000);
+    await assert.rejects(transfer(a, b, path, "big.bin"), { reason: "rejected" });
+    await waitFor(() => b.failed.length === 1);
+    assert.equal(b.failed[0]!.reason, "rejected");
+    assert.deepEqual(await listDir(b.dir), []);
   },
 });
 
@@ -607,16 +588,13 @@ Deno.test({
   name: "sendFile() of a missing file rejects with disk-error and tells the receiver",
   ignore: !CAN_USE_FILES,
   fn: async () => {
-    const [a, b, done] = await memoryPair();
-    try {
-      const [send, receive] = tickets(a, b, "ghost.txt");
-      b.node.accept(receive);
-      await assert.rejects(a.node.sendFile(send, `${a.dir}/missing.txt`), { reason: "disk-error" });
-      await waitFor(() => b.failed.length === 1);
-      assert.equal(b.failed[0]!.reason, "disk-error");
-    } finally {
-      await done();
-    }
+    await using peers = await memoryPair();
+    const { a, b } = peers;
+    const [send, receive] = tickets(a, b, "ghost.txt");
+    b.node.accept(receive);
+    await assert.rejects(a.node.sendFile(send, `${a.dir}/missing.txt`), { reason: "disk-error" });
+    await waitFor(() => b.failed.length === 1);
+    assert.equal(b.failed[0]!.reason, "disk-error");
   },
 });
 
@@ -624,14 +602,11 @@ Deno.test({
   name: "the receiver reports progress and the saved path, and names never escape the directory",
   ignore: !CAN_USE_FILES,
   fn: async () => {
-    const [a, b, done] = await memoryPair();
-    try {
-      const path = await randomFile(a.dir, 1000);
-      await transfer(a, b, path, "../../../etc/.passwd");
-      assert.deepEqual(await listDir(b.dir), ["yoda_passwd"]);
-      assert.equal(b.received[0]!.savedAs, `${b.dir}/yoda_passwd`);
-    } finally {
-      await done();
-    }
+    await using peers = await memoryPair();
+    const { a, b } = peers;
+    const path = await randomFile(a.dir, 1000);
+    await transfer(a, b, path, "../../../etc/.passwd");
+    assert.deepEqual(await listDir(b.dir), ["yoda_passwd"]);
+    assert.equal(b.received[0]!.savedAs, `${b.dir}/yoda_passwd`);
   },
 });

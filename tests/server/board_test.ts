@@ -1,9 +1,10 @@
+/** The message board commands (MSG, DLT, EDT, RDM) and ATU, OUT, rate limits through the server. */
 import assert from "node:assert/strict";
 import { MemoryFiles } from "../../lib/server/files.ts";
 import { CREDENTIALS, loggedIn, memoryAddress, startServer } from "../../testing/server_fixture.ts";
 
 Deno.test("MSG posts, numbers from 1 and appends the messagelog line", async () => {
-  const test = await startServer();
+  await using test = await startServer();
   const yoda = await loggedIn(test, "yoda", "jedi");
   assert.deepEqual((await yoda.cmd("MSG do or do not, there is no try")).lines, [
     "Message #1 posted at 23 Feb 2021 15:00:00.",
@@ -20,11 +21,10 @@ Deno.test("MSG posts, numbers from 1 and appends the messagelog line", async () 
   assert.ok(test.logger.lines.includes(
     'yoda posted MSG #1 "do or do not, there is no try" at 23 Feb 2021 15:00:00.',
   ));
-  await test.close();
 });
 
 Deno.test("MSG without text or with an over-long text shows the usage", async () => {
-  const test = await startServer();
+  await using test = await startServer();
   const yoda = await loggedIn(test, "yoda", "jedi");
   for (const line of ["MSG", "MSG ", `MSG ${"x".repeat(1001)}`]) {
     const reply = await yoda.cmd(line);
@@ -32,11 +32,10 @@ Deno.test("MSG without text or with an over-long text shows the usage", async ()
     assert.match(reply.lines[0]!, /Usage: MSG <message>/);
   }
   assert.equal((await yoda.cmd(`MSG ${"é".repeat(1000)}`)).ok, true);
-  await test.close();
 });
 
 Deno.test("DLT checks number, then timestamp, then author, each with its own error", async () => {
-  const test = await startServer();
+  await using test = await startServer();
   const yoda = await loggedIn(test, "yoda", "jedi");
   const vader = await loggedIn(test, "vader", "sithlord");
   await yoda.cmd("MSG one");
@@ -50,11 +49,10 @@ Deno.test("DLT checks number, then timestamp, then author, each with its own err
     "Unauthorised to edit Message #1.",
   ]);
   assert.match(test.file("messagelog.txt"), /^1; 23 Feb 2021 15:00:00; yoda; one; no\n$/);
-  await test.close();
 });
 
 Deno.test("DLT accepts #n and n, and renumbers later messages contiguously", async () => {
-  const test = await startServer();
+  await using test = await startServer();
   const yoda = await loggedIn(test, "yoda", "jedi");
   const hans = await loggedIn(test, "hans", "falcon");
   await yoda.cmd("MSG first");
@@ -76,11 +74,10 @@ Deno.test("DLT accepts #n and n, and renumbers later messages contiguously", asy
   assert.deepEqual((await yoda.cmd("MSG fourth")).lines, [
     "Message #2 posted at 23 Feb 2021 15:00:07.",
   ]);
-  await test.close();
 });
 
 Deno.test("EDT replaces text and timestamp and marks the message edited", async () => {
-  const test = await startServer();
+  await using test = await startServer();
   const yoda = await loggedIn(test, "yoda", "jedi");
   await yoda.cmd("MSG first");
   await yoda.cmd("MSG second");
@@ -94,11 +91,10 @@ Deno.test("EDT replaces text and timestamp and marks the message edited", async 
   );
   // The old timestamp no longer matches.
   assert.equal((await yoda.cmd("EDT #1 23 Feb 2021 15:00:00 again")).ok, false);
-  await test.close();
 });
 
 Deno.test("RDM lists strictly later messages oldest first, including the reader's own", async () => {
-  const test = await startServer();
+  await using test = await startServer();
   const yoda = await loggedIn(test, "yoda", "jedi");
   const hans = await loggedIn(test, "hans", "falcon");
   await yoda.cmd("MSG Hello");
@@ -116,11 +112,10 @@ Deno.test("RDM lists strictly later messages oldest first, including the reader'
   const bad = await hans.cmd("RDM yesterday");
   assert.equal(bad.code, "usage");
   assert.match(bad.lines[0]!, /Usage: RDM/);
-  await test.close();
 });
 
 Deno.test("RDM of a large board arrives complete in several frames", async () => {
-  const test = await startServer({ commandBurst: 10_000 });
+  await using test = await startServer({ commandBurst: 10_000 });
   const yoda = await loggedIn(test, "yoda", "jedi");
   for (let i = 1; i <= 300; i++) {
     await yoda.cmd(`MSG ${String(i).padStart(4, "0")} ${"x".repeat(900)}`);
@@ -128,11 +123,10 @@ Deno.test("RDM of a large board arrives complete in several frames", async () =>
   const reply = await yoda.cmd("RDM 01 Jan 2000 00:00:00");
   assert.equal(reply.lines.length, 300);
   assert.match(reply.lines[299]!, /^#300; yoda: "0300 x+" posted at/);
-  await test.close();
 });
 
 Deno.test("ATU lists the other active users with address and UDP port", async () => {
-  const test = await startServer();
+  await using test = await startServer();
   const yoda = await loggedIn(test, "yoda", "jedi", 6666);
   assert.deepEqual((await yoda.cmd("ATU")).lines, ["No other active user."]);
   test.clock.advance(5000);
@@ -141,11 +135,10 @@ Deno.test("ATU lists the other active users with address and UDP port", async ()
   assert.deepEqual((await yoda.cmd("atu")).lines, [
     "hans, 10.1.2.3, 7777, active since 23 Feb 2021 15:00:05.",
   ]);
-  await test.close();
 });
 
 Deno.test("OUT says goodbye, removes the userlog line and renumbers the rest", async () => {
-  const test = await startServer();
+  await using test = await startServer();
   const yoda = await loggedIn(test, "yoda", "jedi", 1);
   await loggedIn(test, "vader", "sithlord", 2);
   await loggedIn(test, "hans", "falcon", 3);
@@ -158,27 +151,24 @@ Deno.test("OUT says goodbye, removes the userlog line and renumbers the rest", a
     ["2", "hans", "127.0.0.1", "3"],
   ]);
   assert.match(test.file("messagelog.txt"), /stays/);
-  await test.close();
 });
 
 Deno.test("logout is an alias of OUT and command words are case-insensitive", async () => {
-  const test = await startServer();
+  await using test = await startServer();
   const yoda = await loggedIn(test, "yoda", "jedi");
   assert.equal((await yoda.cmd("Msg hi")).ok, true);
   assert.deepEqual((await yoda.cmd("LOGOUT")).lines, ["Bye, yoda!"]);
-  await test.close();
 });
 
 Deno.test("an unknown command gets the invalid-command error", async () => {
-  const test = await startServer();
+  await using test = await startServer();
   const yoda = await loggedIn(test, "yoda", "jedi");
   assert.deepEqual((await yoda.cmd("FLY away")).lines, ["Error. Invalid command!"]);
   assert.deepEqual((await yoda.cmd("ATU extra")).lines, ["Invalid usage. Usage: ATU"]);
-  await test.close();
 });
 
 Deno.test("concurrent posts from many clients get distinct, contiguous numbers", async () => {
-  const test = await startServer();
+  await using test = await startServer();
   const names = ["yoda", "vader", "hans", "obiwan"] as const;
   const passwords = { yoda: "jedi", vader: "sithlord", hans: "falcon", obiwan: "hellothere" };
   const clients = await Promise.all(names.map((n) => loggedIn(test, n, passwords[n])));
@@ -189,11 +179,10 @@ Deno.test("concurrent posts from many clients get distinct, contiguous numbers",
   assert.deepEqual(numbers, Array.from({ length: 100 }, (_, i) => i + 1));
   const log = test.file("messagelog.txt").trimEnd().split("\n");
   assert.deepEqual(log.map((l) => Number(l.split(";")[0])), numbers);
-  await test.close();
 });
 
 Deno.test("a client that floods frames is rate limited without affecting others", async () => {
-  const test = await startServer({ commandBurst: 20, commandsPerSecond: 10 });
+  await using test = await startServer({ commandBurst: 20, commandsPerSecond: 10 });
   const flooder = await loggedIn(test, "vader", "sithlord");
   const yoda = await loggedIn(test, "yoda", "jedi");
   const replies = await Promise.all(Array.from({ length: 50 }, () => flooder.cmd("MSG spam")));
@@ -203,7 +192,6 @@ Deno.test("a client that floods frames is rate limited without affecting others"
   assert.equal((await yoda.cmd("MSG still here")).ok, true);
   test.clock.advance(1000);
   assert.equal((await flooder.cmd("MSG later")).ok, true);
-  await test.close();
 });
 
 /** Memory files whose next `failures` writes fail, as a full or read-only disk would. */
@@ -236,7 +224,7 @@ class FailingFiles extends MemoryFiles {
 Deno.test("failed log writes are reported, never fatal, and the files heal at the next write", async () => {
   const files = new FailingFiles();
   files.contents.set("credentials.txt", CREDENTIALS);
-  const test = await startServer({ files });
+  await using test = await startServer({ files });
   const yoda = await loggedIn(test, "yoda", "jedi", 6666);
   files.failures = 1;
   assert.deepEqual((await yoda.cmd("MSG lost on disk")).lines, [
@@ -253,5 +241,4 @@ Deno.test("failed log writes are reported, never fatal, and the files heal at th
   const vader = await loggedIn(test, "vader", "sithlord", 7000);
   await vader.cmd("OUT");
   assert.match(test.file("userlog.txt"), /^1; .*; yoda; 127\.0\.0\.1; 6666\n$/);
-  await test.close();
 });

@@ -1,7 +1,23 @@
 /** The server as broker of the peer-to-peer path: UPD, startprivate, stopprivate. */
 import assert from "node:assert/strict";
 import { parseTicket } from "../../lib/p2p/mod.ts";
-import { loggedIn, PASSWORDS, settle, startServer, type TestServer } from "../../testing/server_fixture.ts";
+import type { EventFrame, EventKind, EventOf } from "../../lib/shared/protocol.ts";
+import {
+  loggedIn,
+  PASSWORDS,
+  settle,
+  startServer,
+  type TestServer,
+} from "../../testing/server_fixture.ts";
+
+/** The data of an event of the expected kind; the test fails on any other kind. */
+function dataOf<K extends EventKind>(
+  event: EventFrame,
+  kind: K,
+): NonNullable<EventOf<K>["data"]> {
+  assert.equal(event.kind, kind);
+  return event.data as NonNullable<EventOf<K>["data"]>;
+}
 
 async function users(test: TestServer, names: string[]) {
   const clients = [];
@@ -11,13 +27,13 @@ async function users(test: TestServer, names: string[]) {
 }
 
 Deno.test("UPD hands both peers matching tickets with each other's UDP address", async () => {
-  const test = await startServer();
+  await using test = await startServer();
   const [yoda, hans] = await users(test, ["yoda", "hans"]);
   const reply = await yoda!.cmd("UPD hans notes.txt");
   assert.equal(reply.ok, true);
   const mine = parseTicket(reply.data?.ticket);
   const theirsEvent = await hans!.waitForEvent((e) => e.kind === "ticket");
-  const theirs = parseTicket(theirsEvent.data?.ticket);
+  const theirs = parseTicket(dataOf(theirsEvent, "ticket").ticket);
   assert.equal(mine.id, theirs.id);
   assert.equal(mine.key, theirs.key);
   assert.deepEqual([mine.kind, mine.role, mine.self, mine.peer], [
@@ -34,11 +50,10 @@ Deno.test("UPD hands both peers matching tickets with each other's UDP address",
   const again = parseTicket((await yoda!.cmd("UPD hans notes.txt")).data?.ticket);
   assert.notEqual(again.key, mine.key);
   assert.notEqual(again.id, mine.id);
-  await test.close();
 });
 
 Deno.test("UPD refuses self, unknown, offline and blocked targets", async () => {
-  const test = await startServer();
+  await using test = await startServer();
   const [yoda, hans] = await users(test, ["yoda", "hans"]);
   const cases: Array<[string, string]> = [
     ["UPD yoda f.txt", "You cannot send a file to yourself."],
@@ -56,22 +71,21 @@ Deno.test("UPD refuses self, unknown, offline and blocked targets", async () => 
     "Your file could not be sent as hans has blocked you",
   ]);
   assert.equal((await yoda!.cmd("UPD hans")).code, "usage");
-  await test.close();
 });
 
 Deno.test("startprivate asks the target; yes gives both a chat ticket", async () => {
-  const test = await startServer();
+  await using test = await startServer();
   const [yoda, hans] = await users(test, ["yoda", "hans"]);
   assert.deepEqual((await yoda!.cmd("startprivate hans")).lines, [
     "Waiting for hans to accept private messaging...",
   ]);
   const ask = await hans!.waitFor("yoda would like to private message, enter y or n:");
-  const answer = await hans!.link.request({ t: "answer", ask: ask.data!.ask as number, yes: true });
+  const answer = await hans!.link.request({ t: "answer", ask: dataOf(ask, "ask").ask, yes: true });
   assert.equal(answer.ok, true);
   const started = await yoda!.waitFor("Start private messaging with hans");
-  const mine = parseTicket(started.data?.ticket);
+  const mine = parseTicket(dataOf(started, "ticket").ticket);
   const theirs = parseTicket(
-    (await hans!.waitFor("Start private messaging with yoda")).data?.ticket,
+    dataOf(await hans!.waitFor("Start private messaging with yoda"), "ticket").ticket,
   );
   assert.deepEqual([mine.kind, mine.role, theirs.role], ["chat", "initiator", "responder"]);
   assert.equal(mine.key, theirs.key);
@@ -79,24 +93,22 @@ Deno.test("startprivate asks the target; yes gives both a chat ticket", async ()
     "Private messaging with hans is already enabled.",
   ]);
   // The same answer cannot be used twice.
-  const twice = await hans!.link.request({ t: "answer", ask: ask.data!.ask as number, yes: true });
+  const twice = await hans!.link.request({ t: "answer", ask: dataOf(ask, "ask").ask, yes: true });
   assert.equal(twice.ok, false);
-  await test.close();
 });
 
 Deno.test("startprivate declined tells the requester", async () => {
-  const test = await startServer();
+  await using test = await startServer();
   const [yoda, hans] = await users(test, ["yoda", "hans"]);
   await yoda!.cmd("getaddress hans");
   const ask = await hans!.waitFor("would like to private message");
-  await hans!.link.request({ t: "answer", ask: ask.data!.ask as number, yes: false });
+  await hans!.link.request({ t: "answer", ask: dataOf(ask, "ask").ask, yes: false });
   await yoda!.waitFor("hans declined private messaging");
   assert.equal(yoda!.events.some((e) => e.kind === "ticket"), false);
-  await test.close();
 });
 
 Deno.test("startprivate refuses self, unknown, offline and blocked; unanswered requests expire", async () => {
-  const test = await startServer();
+  await using test = await startServer();
   const [yoda, hans, vader] = await users(test, ["yoda", "hans", "vader"]);
   assert.deepEqual((await yoda!.cmd("startprivate yoda")).lines, [
     "You cannot start private messaging with yourself.",
@@ -118,17 +130,16 @@ Deno.test("startprivate refuses self, unknown, offline and blocked; unanswered r
   await settle();
   await test.server.sweep();
   await yoda!.waitFor("hans did not answer the private messaging request");
-  await test.close();
 });
 
 Deno.test("stopprivate ends the session and tells the peer; logout and block end it too", async () => {
-  const test = await startServer();
+  await using test = await startServer();
   const [yoda, hans, obiwan] = await users(test, ["yoda", "hans", "obiwan"]);
   const open = async (a: typeof yoda, b: typeof yoda, bName: string) => {
     await a!.cmd(`startprivate ${bName}`);
     const ask = [...b!.events].reverse().find((e) => e.kind === "ask") ??
       await b!.waitFor("would like to private message");
-    await b!.link.request({ t: "answer", ask: ask.data!.ask as number, yes: true });
+    await b!.link.request({ t: "answer", ask: dataOf(ask, "ask").ask, yes: true });
   };
   await open(yoda, hans, "hans");
   assert.deepEqual((await hans!.cmd("stopprivate obiwan")).lines, [
@@ -151,5 +162,4 @@ Deno.test("stopprivate ends the session and tells the peer; logout and block end
   await vader.cmd("block hans");
   await hans!.waitFor("Private messaging with vader ended");
   assert.ok(!hans!.eventLines.some((line) => line.includes("blocked")));
-  await test.close();
 });

@@ -1,3 +1,4 @@
+/** The credentials file and passwords of lib/server/credentials.ts: parsing, hashing, checks. */
 import assert from "node:assert/strict";
 import {
   DEFAULT_HASH_COST,

@@ -5,16 +5,18 @@
 import assert from "node:assert/strict";
 import { MemoryFiles } from "../../lib/server/files.ts";
 import { MemoryLogger } from "../../lib/shared/logger.ts";
-import { ChatServer, type ServerConfig } from "../../lib/server/chat_server.ts";
+import { ChatServer, type ServerConfig } from "../../lib/server/mod.ts";
 import { serveTcp } from "../../lib/server/tcp_server.ts";
 import { tcpConnection } from "../../lib/shared/transport.ts";
 import { CREDENTIALS, TestClient, testConfig } from "../../testing/server_fixture.ts";
 
-interface TcpFixture {
+/** A server on a real TCP port; `await using` stops it (and its sessions) at the end. */
+interface TcpFixture extends AsyncDisposable {
   port: number;
   files: MemoryFiles;
   logger: MemoryLogger;
   server: ChatServer;
+  /** Stops listening and waits until every session has ended; idempotent. */
   stop(): Promise<void>;
 }
 
@@ -26,18 +28,14 @@ async function tcpServer(overrides: Partial<ServerConfig> = {}): Promise<TcpFixt
   await server.start();
   const controller = new AbortController();
   const listening = serveTcp(server, { hostname: "127.0.0.1", port: 0, signal: controller.signal });
-  return {
-    port: listening.port,
-    files,
-    logger,
-    server,
-    async stop() {
-      controller.abort();
-      await listening.finished;
-    },
+  const stop = async () => {
+    controller.abort();
+    await listening.finished;
   };
+  return { port: listening.port, files, logger, server, stop, [Symbol.asyncDispose]: stop };
 }
 
+/** A scripted client over TCP; `using` closes it at the end. */
 async function tcpClient(port: number): Promise<TestClient> {
   return new TestClient(tcpConnection(await Deno.connect({ hostname: "127.0.0.1", port })));
 }
@@ -82,22 +80,20 @@ const encode = (text: string) => new TextEncoder().encode(text);
 const HELLO = '{"t":"hello","v":1}\n';
 
 Deno.test("an oversized frame gets an error and a clean disconnect", async () => {
-  const fixture = await tcpServer();
+  await using fixture = await tcpServer();
   const said = await rawExchange(fixture.port, encode(HELLO + "x".repeat(70_000)));
   assert.match(said, /"code":"frame-too-large"/);
   assert.equal(fixture.server.connectionCount, 0);
-  await fixture.stop();
 });
 
 Deno.test("invalid UTF-8 gets an error and a clean disconnect", async () => {
-  const fixture = await tcpServer();
+  await using fixture = await tcpServer();
   const bytes = new Uint8Array([...encode(HELLO), 0x7b, 0xc3, 0x28, 0x7d, 0x0a]);
   assert.match(await rawExchange(fixture.port, bytes), /"code":"invalid-utf8"/);
-  await fixture.stop();
 });
 
 Deno.test("a frame before hello, or garbage JSON, ends the connection with a reason", async () => {
-  const fixture = await tcpServer();
+  await using fixture = await tcpServer();
   assert.match(
     await rawExchange(fixture.port, encode('{"t":"cmd","id":1,"line":"ATU"}\n')),
     /"code":"hello-expected"/,
@@ -107,14 +103,13 @@ Deno.test("a frame before hello, or garbage JSON, ends the connection with a rea
     await rawExchange(fixture.port, encode('{"t":"hello","v":99}\n')),
     /"code":"unsupported-version"/,
   );
-  await fixture.stop();
 });
 
 Deno.test("an unknown frame type is answered and the session carries on", async () => {
-  const fixture = await tcpServer();
-  const client = await tcpClient(fixture.port);
+  await using fixture = await tcpServer();
+  using client = await tcpClient(fixture.port);
   await client.login("yoda", "jedi");
-  const conn = await Deno.connect({ hostname: "127.0.0.1", port: fixture.port });
+  using conn = await Deno.connect({ hostname: "127.0.0.1", port: fixture.port });
   await conn.write(encode(HELLO + '{"t":"teleport","id":1}\n{"t":"ping"}\n'));
   const buffer = new Uint8Array(4096);
   let text = "";
@@ -127,13 +122,11 @@ Deno.test("an unknown frame type is answered and the session carries on", async 
   assert.match(text, /"t":"pong"/);
   conn.close();
   assert.equal((await client.cmd("ATU")).ok, true);
-  client.close();
-  await fixture.stop();
 });
 
 Deno.test("random bytes never crash the server or touch its files", async () => {
-  const fixture = await tcpServer();
-  const yoda = await tcpClient(fixture.port);
+  await using fixture = await tcpServer();
+  using yoda = await tcpClient(fixture.port);
   await yoda.login("yoda", "jedi", 6666);
   await yoda.cmd("MSG before");
   const userlog = fixture.files.contents.get("userlog.txt");
@@ -148,36 +141,25 @@ Deno.test("random bytes never crash the server or touch its files", async () => 
   assert.equal(fixture.files.contents.get("userlog.txt"), userlog);
   assert.equal(fixture.files.contents.get("messagelog.txt"), messagelog);
   assert.equal((await yoda.cmd("MSG after")).ok, true);
-  yoda.close();
-  await fixture.stop();
 });
 
 Deno.test("hundreds of idle half-open connections do not keep a real user out", async () => {
-  const fixture = await tcpServer({ maxPendingLogins: 100 });
-  const idle: Deno.Conn[] = [];
+  await using fixture = await tcpServer({ maxPendingLogins: 100 });
+  using idle = new DisposableStack(); // closes every idle connection at the end
   for (let i = 0; i < 300; i++) {
-    idle.push(await Deno.connect({ hostname: "127.0.0.1", port: fixture.port }));
+    idle.use(await Deno.connect({ hostname: "127.0.0.1", port: fixture.port }));
   }
-  const yoda = await tcpClient(fixture.port);
+  using yoda = await tcpClient(fixture.port);
   assert.equal((await yoda.login("yoda", "jedi")).ok, true);
   assert.ok(fixture.server.connectionCount <= 101);
-  for (const conn of idle) {
-    try {
-      conn.close();
-    } catch {
-      // The server already dropped it.
-    }
-  }
-  yoda.close();
-  await fixture.stop();
 });
 
 Deno.test("an abrupt disconnect mid-command leaves every file consistent", async () => {
-  const fixture = await tcpServer();
-  const vader = await tcpClient(fixture.port);
+  await using fixture = await tcpServer();
+  using vader = await tcpClient(fixture.port);
   await vader.login("vader", "sithlord", 7000);
   for (let i = 0; i < 10; i++) {
-    const conn = await Deno.connect({ hostname: "127.0.0.1", port: fixture.port });
+    using conn = await Deno.connect({ hostname: "127.0.0.1", port: fixture.port });
     await conn.write(encode(
       HELLO +
         '{"t":"user","id":1,"name":"yoda"}\n{"t":"pass","id":2,"password":"jedi","udpPort":1}\n',
@@ -199,7 +181,7 @@ Deno.test("an abrupt disconnect mid-command leaves every file consistent", async
       await new Promise((resolve) => setTimeout(resolve, 10));
     }
   }
-  assert.equal(fixture.server.online.has("yoda"), false);
+  assert.equal(fixture.server.state.roster.online.has("yoda"), false);
   assert.match(
     fixture.files.contents.get("userlog.txt")!,
     /^1; [^\n]*; vader; 127\.0\.0\.1; 7000\n$/,
@@ -208,15 +190,13 @@ Deno.test("an abrupt disconnect mid-command leaves every file consistent", async
   board.forEach((line, i) =>
     assert.match(line, new RegExp(`^${i + 1}; .*; yoda; abrupt \\d; no$`))
   );
-  vader.close();
-  await fixture.stop();
 });
 
 Deno.test("a client that stops reading is disconnected instead of stalling others", async () => {
-  const fixture = await tcpServer({ sendQueueBytes: 64 * 1024, commandBurst: 100_000 });
-  const yoda = await tcpClient(fixture.port);
+  await using fixture = await tcpServer({ sendQueueBytes: 64 * 1024, commandBurst: 100_000 });
+  using yoda = await tcpClient(fixture.port);
   await yoda.login("yoda", "jedi");
-  const slow = await Deno.connect({ hostname: "127.0.0.1", port: fixture.port });
+  using slow = await Deno.connect({ hostname: "127.0.0.1", port: fixture.port });
   // Log in, then never read again: broadcasts to it back up until its budget runs out.
   await slow.write(encode(
     HELLO + '{"t":"user","id":1,"name":"vader"}\n' +
@@ -234,23 +214,14 @@ Deno.test("a client that stops reading is disconnected instead of stalling other
   );
   await yoda.waitFor("vader logged out");
   assert.equal((await yoda.cmd("MSG still fine")).ok, true);
-  try {
-    slow.close();
-  } catch {
-    // Already closed.
-  }
-  yoda.close();
-  await fixture.stop();
 });
 
 Deno.test("a reply larger than the send queue budget streams to a reader that keeps up", async () => {
-  const fixture = await tcpServer({ sendQueueBytes: 64 * 1024, commandBurst: 1000 });
-  const yoda = await tcpClient(fixture.port);
+  await using fixture = await tcpServer({ sendQueueBytes: 64 * 1024, commandBurst: 1000 });
+  using yoda = await tcpClient(fixture.port);
   await yoda.login("yoda", "jedi");
   for (let i = 0; i < 400; i++) await yoda.cmd(`MSG ${i} ${"x".repeat(900)}`);
   const reply = await yoda.cmd("RDM 01 Jan 2000 00:00:00");
   assert.equal(reply.lines.length, 400);
   assert.ok(!fixture.logger.warnings.some((w) => w.includes("Send queue exceeded")));
-  yoda.close();
-  await fixture.stop();
 });

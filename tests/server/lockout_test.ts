@@ -1,3 +1,4 @@
+/** The login lockout of lib/server/lockout.ts: N failures in a row block an account a while. */
 import assert from "node:assert/strict";
 import { FakeClock } from "../../lib/shared/clock.ts";
 import { LoginGuard } from "../../lib/server/lockout.ts";

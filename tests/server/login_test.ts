@@ -1,18 +1,18 @@
+/** Logging in through the server: usernames, passwords, blocking, duplicates and timeouts. */
 import assert from "node:assert/strict";
 import { loggedIn, memoryAddress, settle, startServer } from "../../testing/server_fixture.ts";
 
 Deno.test("login succeeds with the right password and writes the userlog line", async () => {
-  const test = await startServer();
+  await using test = await startServer();
   const client = test.connect(memoryAddress("129.64.1.11:5000"));
   const reply = await client.login("yoda", "jedi", 6666);
   assert.equal(reply.ok, true);
   assert.deepEqual(reply.lines, ["Welcome to TOOM!"]);
   assert.equal(test.file("userlog.txt"), "1; 23 Feb 2021 15:00:00; yoda; 129.64.1.11; 6666\n");
-  await test.close();
 });
 
 Deno.test("an unknown username is refused and the username can be asked again", async () => {
-  const test = await startServer();
+  await using test = await startServer();
   const client = test.connect();
   await client.hello();
   const unknown = await client.link.request({ t: "user", name: "darth" });
@@ -20,20 +20,18 @@ Deno.test("an unknown username is refused and the username can be asked again", 
   assert.deepEqual(unknown.lines, ["Username does not exist"]);
   const known = await client.link.request({ t: "user", name: "yoda" });
   assert.equal(known.ok, true);
-  await test.close();
 });
 
 Deno.test("usernames are case-sensitive", async () => {
-  const test = await startServer();
+  await using test = await startServer();
   const client = test.connect();
   await client.hello();
   const reply = await client.link.request({ t: "user", name: "Yoda" });
   assert.deepEqual(reply.lines, ["Username does not exist"]);
-  await test.close();
 });
 
 Deno.test("a wrong password asks again, and the N-th in a row blocks the account", async () => {
-  const test = await startServer({ maxFailures: 3 });
+  await using test = await startServer({ maxFailures: 3 });
   const client = test.connect();
   await client.hello();
   await client.link.request({ t: "user", name: "yoda" });
@@ -47,20 +45,18 @@ Deno.test("a wrong password asks again, and the N-th in a row blocks the account
     "Invalid Password. Your account has been blocked. Please try again later",
   ]);
   assert.equal(await client.link.closed, "Connection to server lost");
-  await test.close();
 });
 
 Deno.test("failures are counted per username across connections", async () => {
-  const test = await startServer({ maxFailures: 2 });
+  await using test = await startServer({ maxFailures: 2 });
   const first = await test.connect().login("yoda", "wrong");
   assert.equal(first.code, "bad-password");
   const second = await test.connect({ hostname: "10.0.0.9", port: 1 }).login("yoda", "wrong");
   assert.equal(second.code, "locked");
-  await test.close();
 });
 
 Deno.test("a blocked account is refused even with the right password until the block ends", async () => {
-  const test = await startServer({ maxFailures: 1, blockDurationMs: 10_000 });
+  await using test = await startServer({ maxFailures: 1, blockDurationMs: 10_000 });
   assert.equal((await test.connect().login("yoda", "wrong")).code, "locked");
   test.clock.advance(9_999);
   const during = await test.connect().login("yoda", "jedi");
@@ -71,53 +67,48 @@ Deno.test("a blocked account is refused even with the right password until the b
   test.clock.advance(1);
   const after = await test.connect().login("yoda", "jedi");
   assert.equal(after.ok, true);
-  await test.close();
 });
 
 Deno.test("a success resets the failure count", async () => {
-  const test = await startServer({ maxFailures: 2 });
+  await using test = await startServer({ maxFailures: 2 });
   assert.equal((await test.connect().login("yoda", "wrong")).code, "bad-password");
   const ok = await loggedIn(test, "yoda", "jedi");
   await ok.cmd("OUT");
   assert.equal((await test.connect().login("yoda", "wrong")).code, "bad-password");
-  await test.close();
 });
 
 Deno.test("a second login is denied by default and the first session stays", async () => {
-  const test = await startServer();
+  await using test = await startServer();
   const first = await loggedIn(test, "yoda", "jedi");
   const second = await test.connect().login("yoda", "jedi");
   assert.equal(second.code, "already-online");
   assert.deepEqual(second.lines, ["yoda is already logged in"]);
   assert.equal((await first.cmd("ATU")).ok, true);
   assert.equal(test.file("userlog.txt").split("\n").filter(Boolean).length, 1);
-  await test.close();
 });
 
 Deno.test("with --duplicate-login replace the old session is told and closed", async () => {
-  const test = await startServer({ duplicateLogin: "replace" });
+  await using test = await startServer({ duplicateLogin: "replace" });
   const first = await loggedIn(test, "yoda", "jedi");
   const second = await loggedIn(test, "yoda", "jedi");
   await first.waitFor("You have been logged out: logged in from another location");
   await first.link.closed;
   assert.equal((await second.cmd("ATU")).ok, true);
   assert.equal(test.file("userlog.txt").split("\n").filter(Boolean).length, 1);
-  await test.close();
 });
 
 Deno.test("edits to credentials.txt take effect at the next login attempt", async () => {
-  const test = await startServer();
+  await using test = await startServer();
   test.files.contents.set("credentials.txt", "yoda newpass\n");
   assert.equal((await test.connect().login("yoda", "jedi")).code, "bad-password");
   assert.equal((await test.connect().login("yoda", "newpass")).ok, true);
   assert.deepEqual((await test.connect().login("vader", "sithlord")).lines, [
     "Username does not exist",
   ]);
-  await test.close();
 });
 
 Deno.test("malformed credential lines are reported and skipped, never fatal", async () => {
-  const test = await startServer();
+  await using test = await startServer();
   test.files.contents.set(
     "credentials.txt",
     "yoda jedi\nbroken\n\nvader  two spaces\nhans falcon\n",
@@ -125,22 +116,20 @@ Deno.test("malformed credential lines are reported and skipped, never fatal", as
   assert.equal((await test.connect().login("hans", "falcon")).ok, true);
   assert.ok(test.logger.warnings.some((w) => w.includes("credentials.txt:2")));
   assert.ok(test.logger.warnings.some((w) => w.includes("credentials.txt:4")));
-  await test.close();
 });
 
 Deno.test("commands before login are refused", async () => {
-  const test = await startServer();
+  await using test = await startServer();
   const client = test.connect();
   await client.hello();
   const reply = await client.cmd("MSG hello");
   assert.equal(reply.ok, false);
   assert.equal(reply.code, "not-allowed");
   assert.equal(test.file("messagelog.txt"), "");
-  await test.close();
 });
 
 Deno.test("others see a login and a logout, except those the subject has blocked", async () => {
-  const test = await startServer();
+  await using test = await startServer();
   const vader = await loggedIn(test, "vader", "sithlord");
   const hans = await loggedIn(test, "hans", "falcon");
   const yoda = await loggedIn(test, "yoda", "jedi");
@@ -151,22 +140,20 @@ Deno.test("others see a login and a logout, except those the subject has blocked
   await vader.waitFor("yoda logged out");
   await settle();
   assert.ok(!hans.eventLines.includes("yoda logged out"));
-  await test.close();
 });
 
 Deno.test("a lost connection logs the user out exactly as OUT does", async () => {
-  const test = await startServer();
+  await using test = await startServer();
   const vader = await loggedIn(test, "vader", "sithlord", 7000);
   const yoda = await loggedIn(test, "yoda", "jedi", 6666);
   yoda.close();
   await vader.waitFor("yoda logged out");
   await settle();
   assert.match(test.file("userlog.txt"), /^1; .*; vader; 127\.0\.0\.1; 7000\n$/);
-  await test.close();
 });
 
 Deno.test("a session silent for 45 s is dropped; heartbeats keep it alive", async () => {
-  const test = await startServer();
+  await using test = await startServer();
   const quiet = await loggedIn(test, "yoda", "jedi");
   const beating = await loggedIn(test, "vader", "sithlord");
   test.clock.advance(30_000);
@@ -178,16 +165,14 @@ Deno.test("a session silent for 45 s is dropped; heartbeats keep it alive", asyn
   await quiet.link.closed;
   assert.equal((await beating.cmd("ATU")).ok, true);
   assert.doesNotMatch(test.file("userlog.txt"), /yoda/);
-  await test.close();
 });
 
 Deno.test("login frames share the rate limit, so usernames cannot be probed at full speed", async () => {
-  const test = await startServer({ commandBurst: 10, commandsPerSecond: 1 });
+  await using test = await startServer({ commandBurst: 10, commandsPerSecond: 1 });
   const client = test.connect();
   await client.hello();
   const replies = await Promise.all(
     Array.from({ length: 20 }, (_, i) => client.link.request({ t: "user", name: `guess${i}` })),
   );
   assert.equal(replies.filter((r) => r.code === "rate-limited").length, 11);
-  await test.close();
 });

@@ -1,3 +1,4 @@
+/** The offline mailbox of lib/server/mailbox.ts: per-recipient queues with a limit. */
 import assert from "node:assert/strict";
 import { CommandError } from "../../lib/shared/errors.ts";
 import { Mailbox } from "../../lib/server/mailbox.ts";

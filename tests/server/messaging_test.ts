@@ -1,5 +1,12 @@
+/** Messaging through the server: message, broadcast, whoelse, block, presence and accounts. */
 import assert from "node:assert/strict";
-import { loggedIn, PASSWORDS, settle, startServer, type TestServer } from "../../testing/server_fixture.ts";
+import {
+  loggedIn,
+  PASSWORDS,
+  settle,
+  startServer,
+  type TestServer,
+} from "../../testing/server_fixture.ts";
 
 async function everyone(test: TestServer, names: string[]) {
   const clients = [];
@@ -8,17 +15,16 @@ async function everyone(test: TestServer, names: string[]) {
 }
 
 Deno.test("message reaches an online user at once as <from>: <text>", async () => {
-  const test = await startServer();
+  await using test = await startServer();
   const [yoda, vader] = await everyone(test, ["yoda", "vader"]);
   assert.deepEqual((await yoda!.cmd("message vader I am not your father")).lines, [
     "Message sent to vader.",
   ]);
   await vader!.waitFor("yoda: I am not your father");
-  await test.close();
 });
 
 Deno.test("message to an offline user is queued and delivered at login, oldest first", async () => {
-  const test = await startServer();
+  await using test = await startServer();
   const [yoda, hans] = await everyone(test, ["yoda", "hans"]);
   assert.deepEqual((await yoda!.cmd("message vader one")).lines, [
     "vader is offline; the message will be delivered when they log in.",
@@ -38,30 +44,27 @@ Deno.test("message to an offline user is queued and delivered at login, oldest f
   assert.deepEqual(again.events.filter((e) => e.kind === "message").flatMap((e) => e.lines), [
     "yoda: four",
   ]);
-  await test.close();
 });
 
 Deno.test("message to an unknown user or to oneself is an error", async () => {
-  const test = await startServer();
+  await using test = await startServer();
   const [yoda] = await everyone(test, ["yoda"]);
   assert.deepEqual((await yoda!.cmd("message darth hi")).lines, ["User darth does not exist."]);
   assert.deepEqual((await yoda!.cmd("message yoda hi")).lines, ["You cannot message yourself."]);
   assert.equal((await yoda!.cmd("message vader")).code, "usage");
-  await test.close();
 });
 
 Deno.test("offline messages per recipient are bounded with a clear error", async () => {
-  const test = await startServer({ mailboxLimit: 3 });
+  await using test = await startServer({ mailboxLimit: 3 });
   const [yoda] = await everyone(test, ["yoda"]);
   for (let i = 0; i < 3; i++) assert.equal((await yoda!.cmd(`message vader ${i}`)).ok, true);
   const full = await yoda!.cmd("message vader overflow");
   assert.equal(full.ok, false);
   assert.match(full.lines[0]!, /vader has too many messages waiting \(3\)/);
-  await test.close();
 });
 
 Deno.test("broadcast reaches every online user but the sender; never stored", async () => {
-  const test = await startServer();
+  await using test = await startServer();
   const [yoda, vader, hans] = await everyone(test, ["yoda", "vader", "hans"]);
   assert.deepEqual((await yoda!.cmd("broadcast hello all")).lines, [
     "Message broadcast to 2 users.",
@@ -73,21 +76,19 @@ Deno.test("broadcast reaches every online user but the sender; never stored", as
   const obiwan = await loggedIn(test, "obiwan", "hellothere");
   await settle();
   assert.ok(!obiwan.eventLines.includes("yoda: hello all"));
-  await test.close();
 });
 
 Deno.test("whoelse lists the others; online is its alias", async () => {
-  const test = await startServer();
+  await using test = await startServer();
   const [yoda] = await everyone(test, ["yoda"]);
   assert.deepEqual((await yoda!.cmd("whoelse")).lines, ["No other user is online."]);
   await everyone(test, ["vader", "hans"]);
   assert.deepEqual((await yoda!.cmd("whoelse")).lines, ["hans", "vader"]);
   assert.deepEqual((await yoda!.cmd("online")).lines, ["hans", "vader"]);
-  await test.close();
 });
 
 Deno.test("whoelsesince counts anyone online at any moment in the window, boundaries included", async () => {
-  const test = await startServer();
+  await using test = await startServer();
   const [yoda, vader] = await everyone(test, ["yoda", "vader"]);
   test.clock.advance(10_000);
   await vader!.cmd("OUT"); // vader left at t = 10 s
@@ -104,11 +105,10 @@ Deno.test("whoelsesince counts anyone online at any moment in the window, bounda
     assert.equal(reply.code, "usage", bad);
     assert.match(reply.lines[0]!, /Usage: whoelsesince <seconds>/);
   }
-  await test.close();
 });
 
 Deno.test("block and unblock: messages, errors and one-way effect", async () => {
-  const test = await startServer();
+  await using test = await startServer();
   const [yoda, vader] = await everyone(test, ["yoda", "vader"]);
   assert.deepEqual((await yoda!.cmd("block vader")).lines, ["vader is blocked"]);
   assert.deepEqual((await yoda!.cmd("block yoda")).lines, ["You cannot block yourself."]);
@@ -119,11 +119,10 @@ Deno.test("block and unblock: messages, errors and one-way effect", async () => 
   await vader!.waitFor("yoda: still talking");
   assert.deepEqual((await yoda!.cmd("unblock vader")).lines, ["vader is unblocked"]);
   assert.equal((await vader!.cmd("message yoda hello")).ok, true);
-  await test.close();
 });
 
 Deno.test("the block rule holds for every command it touches", async () => {
-  const test = await startServer();
+  await using test = await startServer();
   const [yoda, vader, hans] = await everyone(test, ["yoda", "vader", "hans"]);
   await yoda!.cmd("block vader");
   const matrix: Array<[string, (lines: string[]) => void]> = [
@@ -150,11 +149,10 @@ Deno.test("the block rule holds for every command it touches", async () => {
   // Offline messages from a blocked user are refused too.
   await yoda!.cmd("OUT");
   assert.equal((await vader!.cmd("message yoda later")).ok, false);
-  await test.close();
 });
 
 Deno.test("presence notices for each way of leaving", async () => {
-  const test = await startServer({ inactivityMs: 60_000, duplicateLogin: "replace" });
+  await using test = await startServer({ inactivityMs: 60_000, duplicateLogin: "replace" });
   const [watcher] = await everyone(test, ["obiwan"]);
   // OUT
   const yoda = await loggedIn(test, "yoda", "jedi");
@@ -180,32 +178,30 @@ Deno.test("presence notices for each way of leaving", async () => {
   await loggedIn(test, "yoda", "jedi");
   await watcher!.waitFor("yoda logged out");
   await watcher!.waitFor("yoda logged in");
-  await test.close();
 });
 
 Deno.test("inactivity timeout: only commands count, and the userlog is updated", async () => {
-  const test = await startServer({ inactivityMs: 10_000 });
+  await using test = await startServer({ inactivityMs: 10_000 });
   const [yoda, vader] = await everyone(test, ["yoda", "vader"]);
   test.clock.advance(9_000);
   await yoda!.cmd("ATU"); // activity
   await vader!.link.request({ t: "cmd", line: "ATU" });
   test.clock.advance(5_000);
   await test.server.sweep();
-  assert.equal(test.server.online.size, 2);
+  assert.equal(test.server.state.roster.online.size, 2);
   // Messages received and heartbeats do not count.
   await yoda!.cmd("message vader hi");
   test.clock.advance(5_000);
   await test.server.sweep();
   await vader!.waitFor("You have been logged out due to inactivity");
   await vader!.link.closed;
-  assert.equal(test.server.online.has("vader"), false);
+  assert.equal(test.server.state.roster.online.has("vader"), false);
   assert.doesNotMatch(test.file("userlog.txt"), /vader/);
-  assert.ok(test.server.online.has("yoda"));
-  await test.close();
+  assert.ok(test.server.state.roster.online.has("yoda"));
 });
 
 Deno.test("--allow-register creates an account, hashed, keeping other lines byte for byte", async () => {
-  const test = await startServer({ allowRegister: true });
+  await using test = await startServer({ allowRegister: true });
   const original = "yoda jedi\r\nvader sithlord\n\nbroken line here\nhans falcon";
   test.files.contents.set("credentials.txt", original);
   const client = test.connect();
@@ -221,11 +217,10 @@ Deno.test("--allow-register creates an account, hashed, keeping other lines byte
   assert.match(text.slice(original.length + 1), /^luke scrypt\$\d+\$\d+\$\d+\$[^ ]+\$[^ ]+\n$/);
   await client.cmd("OUT");
   assert.equal((await test.connect().login("luke", "usetheforce")).ok, true);
-  await test.close();
 });
 
 Deno.test("two registrations of one name at once yield exactly one account", async () => {
-  const test = await startServer({ allowRegister: true });
+  await using test = await startServer({ allowRegister: true });
   const a = test.connect();
   const b = test.connect();
   await Promise.all([a.hello(), b.hello()]);
@@ -240,18 +235,16 @@ Deno.test("two registrations of one name at once yield exactly one account", asy
   assert.equal(results.filter((r) => r.ok).length, 1);
   assert.match(results.find((r) => !r.ok)!.lines[0]!, /already taken/);
   assert.equal(test.file("credentials.txt").match(/^rey /gm)?.length, 1);
-  await test.close();
 });
 
 Deno.test("without --allow-register an unknown name cannot create an account", async () => {
-  const test = await startServer();
+  await using test = await startServer();
   assert.deepEqual((await test.connect().login("rey", "x")).lines, ["Username does not exist"]);
   assert.doesNotMatch(test.file("credentials.txt"), /rey/);
-  await test.close();
 });
 
 Deno.test("passwd changes one's own password, hashed, after checking the old one", async () => {
-  const test = await startServer();
+  await using test = await startServer();
   const [yoda] = await everyone(test, ["yoda"]);
   const wrong = await yoda!.link.request({ t: "passwd", old: "nope", new: "fresh" });
   assert.deepEqual(wrong.lines, ["Old password is incorrect. Password not changed."]);
@@ -264,15 +257,13 @@ Deno.test("passwd changes one's own password, hashed, after checking the old one
   await yoda!.cmd("OUT");
   assert.equal((await test.connect().login("yoda", "jedi")).code, "bad-password");
   assert.equal((await test.connect().login("yoda", "fresh")).ok, true);
-  await test.close();
 });
 
 Deno.test("help lists every command with its syntax", async () => {
-  const test = await startServer();
+  await using test = await startServer();
   const [yoda] = await everyone(test, ["yoda"]);
   const lines = (await yoda!.cmd("help")).lines.join("\n");
   for (const usage of ["MSG <message>", "message <user> <message>", "whoelsesince <seconds>"]) {
     assert.ok(lines.includes(usage), usage);
   }
-  await test.close();
 });

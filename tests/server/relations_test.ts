@@ -1,3 +1,4 @@
+/** Who has blocked whom, in lib/server/relations.ts. */
 import assert from "node:assert/strict";
 import { Relations } from "../../lib/server/relations.ts";
 

@@ -1,3 +1,4 @@
+/** The active-user log of lib/server/user_log.ts: its lines, numbering and renumbering. */
 import assert from "node:assert/strict";
 import { MemoryFiles } from "../../lib/server/files.ts";
 import { type ActiveUser, UserLog } from "../../lib/server/user_log.ts";

@@ -1,3 +1,4 @@
+/** The command table of lib/shared/commands.ts: lookup, help, splitting and argument parsing. */
 import assert from "node:assert/strict";
 import {
   type Args,
@@ -12,7 +13,6 @@ import {
   textProblem,
 } from "../../lib/shared/commands.ts";
 import { UsageError } from "../../lib/shared/errors.ts";
-import { HANDLERS } from "../../lib/server/handlers/mod.ts";
 
 function spec(word: string): CommandSpec {
   const found = findCommand(word);
@@ -66,18 +66,6 @@ Deno.test("helpLines() shows every command's usage and summary", () => {
 Deno.test("no two commands share a word", () => {
   const words = COMMANDS.flatMap((c) => [c.name, ...c.aliases].map((w) => w.toLowerCase()));
   assert.equal(new Set(words).size, words.length);
-});
-
-Deno.test("every server command has a handler and every handler a server command", () => {
-  for (const command of COMMANDS) {
-    if (command.runs === "server") {
-      assert.equal(typeof HANDLERS[command.name], "function", `${command.name} has no handler`);
-    }
-  }
-  for (const name of Object.keys(HANDLERS)) {
-    const command = COMMANDS.find((c) => c.name === name);
-    assert.ok(command, `handler ${name} has no command`);
-  }
 });
 
 Deno.test({
@@ -273,11 +261,6 @@ Deno.test("parseArgs() reports a malformed RDM timestamp as a usage error showin
     () => parseArgs(spec("RDM"), "23 Feb 2021 12:60:00"),
     { message: 'Invalid timestamp "23 Feb 2021 12:60:00". Usage: RDM <dd Mmm yyyy hh:mm:ss>' },
   );
-});
-
-Deno.test("UsageError without a detail says the usage is invalid", () => {
-  assert.equal(new UsageError("ATU").message, "Invalid usage. Usage: ATU");
-  assert.equal(new UsageError("ATU").name, "UsageError");
 });
 
 const TEXT_PROBLEMS: [string, string | undefined][] = [

@@ -1,5 +1,11 @@
+/** Newline-delimited frames of lib/shared/framing.ts: splitting, size limit and UTF-8 checks. */
 import assert from "node:assert/strict";
-import { encodeFrameText, FrameDecoder, FrameError, MAX_FRAME_BYTES } from "../../lib/shared/framing.ts";
+import {
+  encodeFrameText,
+  FrameDecoder,
+  FrameError,
+  MAX_FRAME_BYTES,
+} from "../../lib/shared/framing.ts";
 
 const encoder = new TextEncoder();
 

@@ -1,3 +1,4 @@
+/** The client–server wire protocol: frames ↔ typed messages, and malformed input. */
 import assert from "node:assert/strict";
 import {
   type ClientFrame,
@@ -8,6 +9,21 @@ import {
   ProtocolError,
   type ServerFrame,
 } from "../../lib/shared/protocol.ts";
+import { issueTickets } from "../../lib/p2p/mod.ts";
+
+/** A real ticket, as the server sends one, with a fixed id and key so test names stay stable. */
+const TICKET = {
+  ...issueTickets({
+    kind: "file",
+    from: "yoda",
+    to: "hans",
+    fileName: "notes.txt",
+    fromAddress: { hostname: "127.0.0.1", port: 7001 },
+    toAddress: { hostname: "127.0.0.1", port: 7002 },
+  })[0],
+  id: "0123456789abcdef0123456789abcdef",
+  key: btoa("k".repeat(32)),
+};
 
 function assertProtocolError(
   fn: () => unknown,
@@ -68,24 +84,34 @@ const SERVER_FRAMES: [string, ServerFrame][] = [
     lines: ["Username does not exist"],
     code: "unknown-user",
   }],
-  ['{"t":"reply","id":3,"ok":true,"lines":[],"more":true,"data":{"n":1}}', {
+  ['{"t":"reply","id":3,"ok":true,"lines":[],"more":true,"data":{"need":"password"}}', {
     t: "reply",
     id: 3,
     ok: true,
     lines: [],
     more: true,
-    data: { n: 1 },
+    data: { need: "password" },
   }],
-  ['{"t":"event","kind":"presence","lines":["yoda logged in"]}', {
+  [
+    '{"t":"event","kind":"presence","lines":["yoda logged in"],' +
+    '"data":{"user":"yoda","what":"logged in"}}',
+    {
+      t: "event",
+      kind: "presence",
+      lines: ["yoda logged in"],
+      data: { user: "yoda", what: "logged in" },
+    },
+  ],
+  ['{"t":"event","kind":"notice","lines":["hans declined private messaging"]}', {
     t: "event",
-    kind: "presence",
-    lines: ["yoda logged in"],
+    kind: "notice",
+    lines: ["hans declined private messaging"],
   }],
-  ['{"t":"event","kind":"ticket","lines":[],"data":{"key":"abc","port":666}}', {
+  [`{"t":"event","kind":"ticket","lines":[],"data":{"ticket":${JSON.stringify(TICKET)}}}`, {
     t: "event",
     kind: "ticket",
     lines: [],
-    data: { key: "abc", port: 666 },
+    data: { ticket: TICKET },
   }],
   ['{"t":"pong"}', { t: "pong" }],
   ['{"t":"error","code":"frame-too-large","text":"Frame exceeds 65536 bytes"}', {
@@ -297,6 +323,58 @@ const BAD_OPTIONAL_FIELDS: [string, string, (text: string) => unknown][] = [
   ['{"t":"reply","id":1,"ok":true,"lines":[],"data":"x"}', "data", decodeServerFrame],
   ['{"t":"event","kind":"notice","lines":[],"data":5}', "data", decodeServerFrame],
 ];
+
+const BAD_DATA: [string, string][] = [
+  [
+    '{"t":"event","kind":"presence","lines":[]}',
+    'Event "presence" data has a missing or bad "user"',
+  ],
+  [
+    '{"t":"event","kind":"presence","lines":[],"data":{"user":"yoda","what":"left"}}',
+    'Event "presence" data has a missing or bad "what"',
+  ],
+  [
+    '{"t":"event","kind":"message","lines":[],"data":{"from":7}}',
+    'Event "message" data has a missing or bad "from"',
+  ],
+  [
+    '{"t":"event","kind":"ask","lines":[],"data":{"ask":"1","from":"yoda"}}',
+    'Event "ask" data has a missing or bad "ask"',
+  ],
+  [
+    '{"t":"event","kind":"ticket","lines":[],"data":{"ticket":{"key":"abc","port":666}}}',
+    'Event "ticket" data has a missing or bad "ticket"',
+  ],
+  [
+    '{"t":"event","kind":"notice","lines":[],"data":{"peer":1}}',
+    'Event "notice" data has a bad "peer"',
+  ],
+  [
+    '{"t":"event","kind":"logout","lines":[],"data":{"reason":"x"}}',
+    'Event "logout" data has a missing or bad "reason"',
+  ],
+  [
+    '{"t":"reply","id":1,"ok":true,"lines":[],"data":{"need":"pin"}}',
+    'Reply data has a bad "need"',
+  ],
+  [
+    '{"t":"reply","id":1,"ok":true,"lines":[],"data":{"ticket":{}}}',
+    'Reply data has a bad "ticket"',
+  ],
+];
+
+for (const [text, message] of BAD_DATA) {
+  Deno.test(`decodeServerFrame() checks data per kind: ${message}`, () => {
+    assertProtocolError(() => decodeServerFrame(text), "malformed", message);
+  });
+}
+
+Deno.test("decodeServerFrame() reads an event of an unknown kind as a notice", () => {
+  assert.deepEqual(
+    decodeServerFrame('{"t":"event","kind":"poll","lines":["Vote now"],"data":{"id":3}}'),
+    { t: "event", kind: "notice", lines: ["Vote now"] },
+  );
+});
 
 for (const [text, field, decode] of BAD_OPTIONAL_FIELDS) {
   Deno.test(`${decode.name}() rejects ${text} for its optional "${field}"`, () => {

@@ -1,3 +1,4 @@
+/** Timestamps (dd Mmm yyyy hh:mm:ss) of lib/shared/timestamp.ts: formatting, strict parsing. */
 import assert from "node:assert/strict";
 import { formatTimestamp, parseTimestamp, truncateToSecond } from "../../lib/shared/timestamp.ts";
 

@@ -5,38 +5,38 @@ import type { CommandContext } from "./context.ts";
 
 /** `MSG <message>`: posts to the board. */
 export async function postMessage(context: CommandContext, args: Args): Promise<string[]> {
-  const { server, user } = context;
-  const message = await server.board.post(user, args.text);
+  const { state, user } = context;
+  const message = await state.board.post(user, args.text);
   const at = formatTimestamp(message.time);
-  server.config.logger.info(`${user} posted MSG #${message.number} "${message.text}" at ${at}.`);
+  state.logger.info(`${user} posted MSG #${message.number} "${message.text}" at ${at}.`);
   return [`Message #${message.number} posted at ${at}.`];
 }
 
 /** `DLT <#n> <timestamp>`: deletes one's own message; later ones are renumbered. */
 export async function deleteMessage(context: CommandContext, args: Args): Promise<string[]> {
-  const { server, user } = context;
-  const message = await server.board.remove(args.number, args.timestamp, user);
+  const { state, user } = context;
+  const message = await state.board.remove(args.number, args.timestamp, user);
   const at = formatTimestamp(message.time);
-  server.config.logger.info(`${user} deleted MSG #${message.number} "${message.text}" at ${at}.`);
+  state.logger.info(`${user} deleted MSG #${message.number} "${message.text}" at ${at}.`);
   return [`Message #${message.number} deleted at ${at}.`];
 }
 
 /** `EDT <#n> <timestamp> <message>`: replaces the text of one's own message. */
 export async function editMessage(context: CommandContext, args: Args): Promise<string[]> {
-  const { server, user } = context;
-  const message = await server.board.edit(args.number, args.timestamp, user, args.text);
+  const { state, user } = context;
+  const message = await state.board.edit(args.number, args.timestamp, user, args.text);
   const at = formatTimestamp(message.time);
-  server.config.logger.info(`${user} edited MSG #${message.number} "${message.text}" at ${at}.`);
+  state.logger.info(`${user} edited MSG #${message.number} "${message.text}" at ${at}.`);
   return [`Message #${message.number} edited at ${at}.`];
 }
 
 /** `RDM <timestamp>`: every message posted or edited strictly after the timestamp. */
 export function readMessages(context: CommandContext, args: Args): string[] {
-  const { server, user } = context;
-  const messages = server.board.since(args.timestamp);
+  const { state, user } = context;
+  const messages = state.board.since(args.timestamp);
   const since = formatTimestamp(args.timestamp);
   // One line, not one per message: a large board must not flood the server's terminal.
-  server.config.logger.info(
+  state.logger.info(
     `${user} issued RDM command: ${messages.length} message(s) since ${since}.`,
   );
   if (messages.length === 0) return [`No new message since ${since}.`];

@@ -1,29 +1,25 @@
-/** What a command handler is given, and what it may ask to have delivered. */
+/** What a command handler is given, and what it gives back. */
 import type { Args } from "../../shared/commands.ts";
-import type { EventKind } from "../../shared/protocol.ts";
-import type { ChatServer } from "../chat_server.ts";
+import type { Answer, Notify } from "../replies.ts";
 import type { Session } from "../session.ts";
-
-/** An event for another user, delivered by the dispatcher after the reply. */
-export interface Delivery {
-  to: string;
-  kind: EventKind;
-  lines: string[];
-  data?: Record<string, unknown>;
-}
+import type { ServerState } from "../state.ts";
 
 /** One command being handled. */
 export interface CommandContext {
-  readonly server: ChatServer;
+  readonly state: ServerState;
   readonly session: Session;
   readonly user: string;
   /** The time the command arrived. */
   readonly now: number;
-  /** Structured data to attach to the reply (for programs, beside the lines people read). */
-  readonly data: Record<string, unknown>;
   /** Queues an event for an online user; the dispatcher delivers it after the reply. */
-  notify(to: string, kind: EventKind, lines: string[], data?: Record<string, unknown>): void;
+  readonly notify: Notify;
 }
 
-/** A handler returns the reply lines; it throws UsageError or CommandError to fail. */
-export type Handler = (context: CommandContext, args: Args) => Promise<string[]> | string[];
+/** A successful command's reply: its lines, or lines with data for programs. */
+export type HandlerResult = string[] | Pick<Answer, "lines" | "data">;
+
+/** A handler returns its reply; it throws UsageError or CommandError to fail. */
+export type Handler = (
+  context: CommandContext,
+  args: Args,
+) => Promise<HandlerResult> | HandlerResult;

@@ -3,10 +3,9 @@ import { helpLines } from "../../shared/commands.ts";
 import { deleteMessage, editMessage, postMessage, readMessages } from "./board.ts";
 import type { Handler } from "./context.ts";
 import { blockUser, broadcast, directMessage, unblockUser } from "./messaging.ts";
-import { startPrivate, stopPrivate, upload } from "./p2p.ts";
 import { activeUsers, logOut, whoElse, whoElseSince } from "./presence.ts";
 
-/** Handlers by canonical command name. */
+/** Handlers by canonical command name. Peer-to-peer commands go straight to the broker. */
 export const HANDLERS: Readonly<Record<string, Handler>> = {
   MSG: postMessage,
   DLT: deleteMessage,
@@ -20,8 +19,8 @@ export const HANDLERS: Readonly<Record<string, Handler>> = {
   whoelsesince: whoElseSince,
   block: blockUser,
   unblock: unblockUser,
-  UPD: upload,
-  startprivate: startPrivate,
-  stopprivate: stopPrivate,
+  UPD: (c, args) => c.state.broker.upload(c.session, args.user, args.file, c.notify),
+  startprivate: (c, args) => c.state.broker.ask(c.user, args.user, c.now, c.notify),
+  stopprivate: (c, args) => c.state.broker.stop(c.user, args.user, c.notify),
   help: () => helpLines(),
 };

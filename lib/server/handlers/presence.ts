@@ -5,10 +5,10 @@ import type { CommandContext } from "./context.ts";
 
 /** `ATU`: the other active users with address and UDP port, minus those who blocked me. */
 export function activeUsers(context: CommandContext): string[] {
-  const { server, user } = context;
-  server.config.logger.info(`${user} issued ATU command.`);
-  const lines = server.userLog.users
-    .filter((u) => u.username !== user && server.relations.canReach(user, u.username))
+  const { state, user } = context;
+  state.logger.info(`${user} issued ATU command.`);
+  const lines = state.userLog.users
+    .filter((u) => u.username !== user && state.relations.canReach(user, u.username))
     .map((u) =>
       `${u.username}, ${u.ip}, ${u.udpPort}, active since ${formatTimestamp(u.loginTime)}.`
     );
@@ -17,21 +17,21 @@ export function activeUsers(context: CommandContext): string[] {
 
 /** `whoelse`: the names of the other online users, minus those who blocked me. */
 export function whoElse(context: CommandContext): string[] {
-  const { server, user } = context;
-  const names = [...server.online.keys()]
-    .filter((name) => name !== user && server.relations.canReach(user, name))
+  const { state, user } = context;
+  const names = [...state.roster.online.keys()]
+    .filter((name) => name !== user && state.relations.canReach(user, name))
     .sort();
   return names.length > 0 ? names : ["No other user is online."];
 }
 
 /** `whoelsesince <seconds>`: others online at any moment in the last `seconds` seconds. */
 export function whoElseSince(context: CommandContext, args: Args): string[] {
-  const { server, user, now } = context;
+  const { state, user, now } = context;
   const since = now - args.seconds * 1000;
-  const names = new Set(server.online.keys());
-  for (const [name, leftAt] of server.lastSeen) if (leftAt >= since) names.add(name);
+  const names = new Set(state.roster.online.keys());
+  for (const [name, leftAt] of state.roster.lastSeen) if (leftAt >= since) names.add(name);
   const visible = [...names]
-    .filter((name) => name !== user && server.relations.canReach(user, name))
+    .filter((name) => name !== user && state.relations.canReach(user, name))
     .sort();
   return visible.length > 0
     ? visible
@@ -40,6 +40,6 @@ export function whoElseSince(context: CommandContext, args: Args): string[] {
 
 /** `OUT` (or `logout`): logs out; the client exits. */
 export async function logOut(context: CommandContext): Promise<string[]> {
-  await context.server.endSession(context.session, "out");
+  await context.state.roster.leave(context.session, "out", context.notify);
   return [`Bye, ${context.user}!`];
 }

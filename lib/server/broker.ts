@@ -1,0 +1,227 @@
+/**
+ * The peer-to-peer broker, all in one place: tickets for UPD, the startprivate request and its
+ * y/n answer, stopprivate, private sessions ended by a block or a logout, and requests that
+ * expire unanswered. The server checks the rules and hands both peers a ticket (address and
+ * fresh key); the data itself never passes through the server.
+ */
+import { issueTickets, safeBaseName } from "../p2p/mod.ts";
+import { CommandError } from "../shared/errors.ts";
+import type { Logger } from "../shared/logger.ts";
+import type { Relations } from "./relations.ts";
+import { type Answer, type Notify, refusal } from "./replies.ts";
+import type { Roster } from "./roster.ts";
+import type { Session } from "./session.ts";
+
+/** How long a private-messaging request waits for its y/n. */
+export const ASK_TIMEOUT_MS = 60_000;
+
+/** A `startprivate` request waiting for the target's y/n. */
+export interface PendingAsk {
+  id: number;
+  from: string;
+  to: string;
+  at: number;
+}
+
+/** The UDP address of a logged-in session: its IP as the server sees it and its UDP port. */
+function udpAddress(session: Session): { hostname: string; port: number } {
+  return { hostname: session.remote.hostname, port: session.udpPort };
+}
+
+/** Private sessions between pairs of users, pending requests, and the rules around both. */
+export class Broker {
+  /** Ticket ids of private sessions, by user and peer (both directions). */
+  readonly #pairs = new Map<string, Map<string, string>>();
+  readonly #asks = new Map<number, PendingAsk>();
+  #nextAsk = 1;
+
+  constructor(
+    readonly roster: Roster,
+    readonly relations: Relations,
+    readonly logger: Logger,
+  ) {}
+
+  /** `UPD <user> <filename>`: tickets for a direct file transfer (the client checked the file). */
+  async upload(from: Session, to: string, file: string, notify: Notify): Promise<Answer> {
+    const target = await this.#reachable(
+      from.user,
+      to,
+      "send a file to",
+      `Your file could not be sent as ${to} has blocked you`,
+    );
+    const fileName = safeBaseName(file);
+    const [mine, theirs] = issueTickets({
+      kind: "file",
+      from: from.user,
+      to,
+      fileName,
+      fromAddress: udpAddress(from),
+      toAddress: udpAddress(target),
+    });
+    notify(to, { kind: "ticket", lines: [], data: { ticket: theirs } });
+    this.logger.info(`${from.user} is sending ${fileName} to ${to} over UDP.`);
+    return { ok: true, lines: [], data: { ticket: mine } };
+  }
+
+  /** `startprivate <user>` (or `getaddress`): asks the target for consent. */
+  async ask(from: string, to: string, now: number, notify: Notify): Promise<string[]> {
+    await this.#reachable(
+      from,
+      to,
+      "start private messaging with",
+      `Private messaging could not be started as ${to} has blocked you`,
+    );
+    if (this.between(from, to)) {
+      throw new CommandError(`Private messaging with ${to} is already enabled.`);
+    }
+    if ([...this.#asks.values()].some((a) => a.from === from && a.to === to)) {
+      throw new CommandError(`Still waiting for ${to} to answer.`);
+    }
+    const ask = { id: this.#nextAsk++, from, to, at: now };
+    this.#asks.set(ask.id, ask);
+    notify(to, {
+      kind: "ask",
+      lines: [`${from} would like to private message, enter y or n:`],
+      data: { ask: ask.id, from },
+    });
+    this.logger.info(`${from} asked ${to} for private messaging.`);
+    return [`Waiting for ${to} to accept private messaging...`];
+  }
+
+  /** The target's y/n to request `askId`: on yes, both peers get their chat tickets. */
+  answer(session: Session, askId: number, yes: boolean, notify: Notify): Answer {
+    const ask = this.#asks.get(askId);
+    if (!ask || ask.to !== session.user) {
+      return refusal("not-allowed", "That request is no longer waiting.");
+    }
+    this.#asks.delete(askId);
+    const requester = this.roster.get(ask.from);
+    if (!requester || !this.relations.canReach(ask.from, ask.to)) {
+      return refusal("failed", `${ask.from} is no longer available.`);
+    }
+    if (!yes) {
+      notify(ask.from, {
+        kind: "notice",
+        lines: [`${ask.to} declined private messaging`],
+        data: { peer: ask.to },
+      });
+      return { ok: true, lines: [] };
+    }
+    const [forRequester, forTarget] = issueTickets({
+      kind: "chat",
+      from: ask.from,
+      to: ask.to,
+      fromAddress: udpAddress(requester),
+      toAddress: udpAddress(session),
+    });
+    this.#open(ask.from, ask.to, forRequester.id);
+    this.logger.info(`${ask.from} and ${ask.to} started private messaging.`);
+    notify(ask.to, {
+      kind: "ticket",
+      lines: [`Start private messaging with ${ask.from}`],
+      data: { ticket: forTarget },
+    });
+    notify(ask.from, {
+      kind: "ticket",
+      lines: [`Start private messaging with ${ask.to}`],
+      data: { ticket: forRequester },
+    });
+    return { ok: true, lines: [] };
+  }
+
+  /** `stopprivate <user>`: ends a private session; the peer is told. */
+  stop(user: string, peer: string, notify: Notify): Answer {
+    const ticketId = this.#close(user, peer);
+    if (!ticketId) throw new CommandError(`Error. Private messaging to ${peer} not enabled`);
+    notify(peer, {
+      kind: "private-stop",
+      lines: [`${user} stopped private messaging with you`],
+      data: { peer: user, ticketId },
+    });
+    this.logger.info(`${user} stopped private messaging with ${peer}.`);
+    return { ok: true, lines: [`Private messaging with ${peer} stopped`], data: { ticketId } };
+  }
+
+  /** Ends the private session between two users, if any, telling both (`why` may be ""). */
+  endBetween(a: string, b: string, why: string, notify: Notify): void {
+    const ticketId = this.#close(a, b);
+    if (!ticketId) return;
+    for (const [user, peer] of [[a, b], [b, a]] as const) {
+      notify(user, {
+        kind: "private-stop",
+        lines: [`Private messaging with ${peer} ended${why ? ` (${why})` : ""}`],
+        data: { peer, ticketId },
+      });
+    }
+  }
+
+  /** A user left: their private sessions end and their requests are dropped, peers told. */
+  userLeft(user: string, notify: Notify): void {
+    for (const [peer, ticketId] of this.#pairs.get(user) ?? []) {
+      this.#close(user, peer);
+      notify(peer, {
+        kind: "private-stop",
+        lines: [`Private messaging with ${user} ended (${user} logged out)`],
+        data: { peer: user, ticketId },
+      });
+    }
+    this.#pairs.delete(user);
+    for (const ask of this.#takeAsks((a) => a.from === user || a.to === user)) {
+      if (ask.from !== user) this.#unanswered(ask, notify);
+    }
+  }
+
+  /** Drops the requests asked before `before`; each requester is told. */
+  expire(before: number, notify: Notify): void {
+    for (const ask of this.#takeAsks((a) => a.at < before)) this.#unanswered(ask, notify);
+  }
+
+  /** The ticket id of the private session between `a` and `b`, if any. */
+  between(a: string, b: string): string | undefined {
+    return this.#pairs.get(a)?.get(b);
+  }
+
+  /** Checks the rules every brokered request shares and returns the target's session. */
+  async #reachable(
+    user: string,
+    target: string,
+    action: string,
+    blockedMessage: string,
+  ): Promise<Session> {
+    await this.roster.requireOther(user, target, action);
+    // The block is checked before presence, so a blocked user never learns the blocker is online.
+    if (!this.relations.canReach(user, target)) throw new CommandError(blockedMessage);
+    const session = this.roster.get(target);
+    if (!session) throw new CommandError(`${target} is offline`);
+    return session;
+  }
+
+  #open(a: string, b: string, ticketId: string): void {
+    for (const [x, y] of [[a, b], [b, a]] as const) {
+      const peers = this.#pairs.get(x) ?? new Map<string, string>();
+      peers.set(y, ticketId);
+      this.#pairs.set(x, peers);
+    }
+  }
+
+  #close(a: string, b: string): string | undefined {
+    const id = this.between(a, b);
+    this.#pairs.get(a)?.delete(b);
+    this.#pairs.get(b)?.delete(a);
+    return id;
+  }
+
+  #takeAsks(match: (ask: PendingAsk) => boolean): PendingAsk[] {
+    const taken = [...this.#asks.values()].filter(match);
+    for (const ask of taken) this.#asks.delete(ask.id);
+    return taken;
+  }
+
+  #unanswered(ask: PendingAsk, notify: Notify): void {
+    notify(ask.from, {
+      kind: "notice",
+      lines: [`${ask.to} did not answer the private messaging request`],
+      data: { peer: ask.to },
+    });
+  }
+}

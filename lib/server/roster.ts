@@ -1,0 +1,138 @@
+/**
+ * Who is online: one session per user, admission at login (the duplicate-login rule), departure
+ * however it happens, presence notices, and when each user was last seen. It also answers whether
+ * another user exists, the check every command about another user starts with.
+ */
+import type { Clock } from "../shared/clock.ts";
+import { CommandError } from "../shared/errors.ts";
+import type { Logger } from "../shared/logger.ts";
+import type { Presence } from "../shared/protocol.ts";
+import type { AccountStore } from "./accounts.ts";
+import type { Mailbox } from "./mailbox.ts";
+import type { Relations } from "./relations.ts";
+import { type Answer, type Notify, refusal } from "./replies.ts";
+import type { Session } from "./session.ts";
+import type { UserLog } from "./user_log.ts";
+
+/** Reasons a logged-in session ends. */
+export type EndReason = "out" | "lost" | "timeout" | "replaced" | "shutdown";
+
+const HOW: Record<EndReason, string> = {
+  out: "logged out",
+  lost: "lost connection",
+  timeout: "timed out",
+  replaced: "replaced",
+  shutdown: "server shutdown",
+};
+
+/** What the roster works with. */
+export interface RosterOptions {
+  accounts: AccountStore;
+  userLog: UserLog;
+  relations: Relations;
+  mailbox: Mailbox;
+  clock: Clock;
+  logger: Logger;
+  /** A second login of an online user is refused, or replaces the first session. */
+  duplicateLogin: "deny" | "replace";
+  /** Called as a user leaves, after the presence notices (the broker ends their private sessions). */
+  onLeave(user: string, notify: Notify): void;
+}
+
+/** The online users and their sessions. */
+export class Roster {
+  readonly #online = new Map<string, Session>();
+  readonly #lastSeen = new Map<string, number>();
+  readonly #options: RosterOptions;
+
+  constructor(options: RosterOptions) {
+    this.#options = options;
+  }
+
+  /** Logged-in sessions by username. */
+  get online(): ReadonlyMap<string, Session> {
+    return this.#online;
+  }
+
+  /** When each user who has left last left, for `whoelsesince`. */
+  get lastSeen(): ReadonlyMap<string, number> {
+    return this.#lastSeen;
+  }
+
+  /** The session of an online user. */
+  get(user: string): Session | undefined {
+    return this.#online.get(user);
+  }
+
+  /** Fails unless `other` is an existing account other than `user`. */
+  async requireOther(user: string, other: string, action: string): Promise<void> {
+    if (other === user) throw new CommandError(`You cannot ${action} yourself.`);
+    if (!this.#online.has(other) && !await this.#options.accounts.find(other)) {
+      throw new CommandError(`User ${other} does not exist.`);
+    }
+  }
+
+  /**
+   * Logs in a session whose password checked out: applies the duplicate-login rule, records the
+   * user in userlog.txt, and queues the presence notices and the offline messages waiting.
+   */
+  async admit(session: Session, udpPort: number, notify: Notify): Promise<Answer> {
+    const user = session.user;
+    const { clock, logger, userLog, mailbox } = this.#options;
+    const current = this.#online.get(user);
+    if (current && current !== session) {
+      if (this.#options.duplicateLogin === "deny") {
+        session.stage = "username";
+        return refusal("already-online", `${user} is already logged in`);
+      }
+      current.send({
+        t: "event",
+        kind: "logout",
+        lines: ["You have been logged out: logged in from another location"],
+        data: { reason: "replaced" },
+      });
+      await this.leave(current, "replaced", notify);
+      current.end();
+    }
+    const now = clock.now();
+    session.stage = "active";
+    session.udpPort = udpPort;
+    session.loginTime = now;
+    session.lastActive = now;
+    this.#online.set(user, session);
+    await userLog.add({ username: user, loginTime: now, ip: session.remote.hostname, udpPort });
+    logger.info(`${user} logged in`);
+    this.#presence(user, "logged in", notify);
+    for (const message of mailbox.take(user)) {
+      notify(user, { kind: "message", lines: [message.line], data: { from: message.from } });
+    }
+    return { ok: true, lines: ["Welcome to TOOM!"], data: { user } };
+  }
+
+  /**
+   * Logs a session's user out (userlog, presence, then `onLeave`) exactly once, whatever ended it.
+   * The connection itself is closed by the caller.
+   */
+  async leave(session: Session, reason: EndReason, notify: Notify): Promise<void> {
+    const wasActive = session.stage === "active";
+    session.stage = "closed";
+    const user = session.user;
+    if (!wasActive || this.#online.get(user) !== session) return;
+    this.#online.delete(user);
+    this.#lastSeen.set(user, this.#options.clock.now());
+    this.#options.logger.info(`${user} logged out (${HOW[reason]})`);
+    // The userlog is up to date before anyone is told, so what they see matches the file.
+    await this.#options.userLog.remove(user);
+    this.#presence(user, "logged out", notify);
+    this.#options.onLeave(user, notify);
+  }
+
+  /** Tells every other online user `<user> <what>`, except those `user` has blocked. */
+  #presence(user: string, what: Presence, notify: Notify): void {
+    for (const other of this.#online.keys()) {
+      if (other !== user && this.#options.relations.canReach(other, user)) {
+        notify(other, { kind: "presence", lines: [`${user} ${what}`], data: { user, what } });
+      }
+    }
+  }
+}

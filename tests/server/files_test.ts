@@ -1,0 +1,204 @@
+/** The TextFiles contract of lib/server/files.ts (MemoryFiles, DiskFiles) and its OrderedWriter. */
+import assert from "node:assert/strict";
+import { DiskFiles, MemoryFiles, OrderedWriter, type TextFiles } from "../../lib/server/files.ts";
+import { settleMicrotasks, SlowFiles } from "../../testing/slow_files.ts";
+import { tempDir } from "../../testing/temp_dir.ts";
+
+const CAN_USE_DISK = Deno.permissions.querySync({ name: "read" }).state === "granted" &&
+  Deno.permissions.querySync({ name: "write" }).state === "granted";
+
+/** A place to keep files in; disposing it removes whatever was written there. */
+interface Store extends AsyncDisposable {
+  files: TextFiles;
+  /** A path inside the store that does not exist yet. */
+  path(name: string): string;
+  /** Names left beside the files (to catch stray temporary files). */
+  names(): Promise<string[]>;
+}
+
+const STORES: { name: string; ignore: boolean; open(): Promise<Store> }[] = [
+  {
+    name: "MemoryFiles",
+    ignore: false,
+    open() {
+      const files = new MemoryFiles();
+      return Promise.resolve({
+        files,
+        path: (name) => name,
+        names: () => Promise.resolve([...files.contents.keys()].sort()),
+        [Symbol.asyncDispose]: () => Promise.resolve(),
+      });
+    },
+  },
+  {
+    name: "DiskFiles",
+    ignore: !CAN_USE_DISK,
+    async open() {
+      const dir = await tempDir("toom_files_test_");
+      return {
+        files: new DiskFiles(),
+        path: (name) => `${dir.path}/${name}`,
+        async names() {
+          const names: string[] = [];
+          for await (const entry of Deno.readDir(dir.path)) names.push(entry.name);
+          return names.sort();
+        },
+        [Symbol.asyncDispose]: () => dir.remove(),
+      };
+    },
+  },
+];
+
+/** The contract every TextFiles implementation keeps. */
+const CONTRACT: [string, (store: Store) => Promise<void>][] = [
+  ["read() returns undefined for a missing file", async ({ files, path }) => {
+    assert.equal(await files.read(path("missing.txt")), undefined);
+  }],
+  ["append() creates a missing file", async ({ files, path }) => {
+    await files.append(path("log.txt"), "one\n");
+    assert.equal(await files.read(path("log.txt")), "one\n");
+  }],
+  ["append() adds to the end in call order", async ({ files, path }) => {
+    await files.append(path("log.txt"), "one\n");
+    await files.append(path("log.txt"), "two\n");
+    await files.append(path("log.txt"), "three\n");
+    assert.equal(await files.read(path("log.txt")), "one\ntwo\nthree\n");
+  }],
+  ["replace() creates a missing file", async ({ files, path }) => {
+    await files.replace(path("log.txt"), "new\n");
+    assert.equal(await files.read(path("log.txt")), "new\n");
+  }],
+  ["replace() replaces the whole text", async ({ files, path }) => {
+    await files.append(path("log.txt"), "a long first version\n");
+    await files.replace(path("log.txt"), "short\n");
+    assert.equal(await files.read(path("log.txt")), "short\n");
+  }],
+  ["replace() with an empty text leaves an empty file", async ({ files, path }) => {
+    await files.append(path("log.txt"), "x\n");
+    await files.replace(path("log.txt"), "");
+    assert.equal(await files.read(path("log.txt")), "");
+  }],
+  ["append() after replace() adds to the new text", async ({ files, path }) => {
+    await files.replace(path("log.txt"), "1\n");
+    await files.append(path("log.txt"), "2\n");
+    assert.equal(await files.read(path("log.txt")), "1\n2\n");
+  }],
+  ["files are independent of each other", async ({ files, path }) => {
+    await files.append(path("a.txt"), "a\n");
+    await files.replace(path("b.txt"), "b\n");
+    assert.equal(await files.read(path("a.txt")), "a\n");
+    assert.equal(await files.read(path("b.txt")), "b\n");
+  }],
+  ["text round-trips byte for byte, CRLF and Unicode included", async ({ files, path }) => {
+    const text = "crlf\r\n日本語 😀\n\u0000nul\nno newline";
+    await files.replace(path("log.txt"), text);
+    assert.equal(await files.read(path("log.txt")), text);
+  }],
+  ["replace() leaves no temporary file behind", async ({ files, path, names }) => {
+    await files.replace(path("log.txt"), "one\n");
+    await files.replace(path("log.txt"), "two\n");
+    assert.deepEqual(await names(), ["log.txt"]);
+  }],
+];
+
+for (const store of STORES) {
+  for (const [what, check] of CONTRACT) {
+    Deno.test({
+      name: `${store.name}: ${what}`,
+      ignore: store.ignore,
+      async fn() {
+        await using opened = await store.open();
+        await check(opened);
+      },
+    });
+  }
+}
+
+Deno.test({
+  name: "DiskFiles: replace() fails cleanly when the directory is missing",
+  ignore: !CAN_USE_DISK,
+  async fn() {
+    await using dir = await tempDir("toom_files_test_");
+    await assert.rejects(() => new DiskFiles().replace(`${dir.path}/nope/log.txt`, "x"));
+    assert.deepEqual([...Deno.readDirSync(dir.path)], []);
+  },
+});
+
+Deno.test("OrderedWriter starts each write only after the previous one finished", async () => {
+  const files = new SlowFiles();
+  const writer = new OrderedWriter(files, "log.txt");
+  const done: string[] = [];
+  const a = writer.append("a").then(() => done.push("a"));
+  const b = writer.replace("b").then(() => done.push("b"));
+  const c = writer.append("c").then(() => done.push("c"));
+  await settleMicrotasks();
+  assert.deepEqual(files.started, ["append a"]);
+  files.release();
+  await settleMicrotasks();
+  // What queued meanwhile goes out as one write: the replace, then the append after it.
+  assert.deepEqual(files.started, ["append a", "replace bc"]);
+  assert.deepEqual(done, ["a"]);
+  files.release();
+  await Promise.all([a, b, c]);
+  assert.deepEqual(done, ["a", "b", "c"]);
+  assert.equal(files.inner.contents.get("log.txt"), "bc");
+});
+
+Deno.test("OrderedWriter joins appends queued during a write into one write", async () => {
+  const files = new SlowFiles();
+  const writer = new OrderedWriter(files, "log.txt");
+  const writes = [writer.append("1\n")];
+  await settleMicrotasks();
+  for (const line of ["2\n", "3\n", "4\n"]) writes.push(writer.append(line));
+  files.release();
+  await settleMicrotasks();
+  assert.deepEqual(files.started, ["append 1\n", "append 2\n3\n4\n"]);
+  files.release();
+  await Promise.all(writes);
+  assert.equal(files.inner.contents.get("log.txt"), "1\n2\n3\n4\n");
+});
+
+Deno.test("OrderedWriter keeps going after a failed write, and reports it to its caller", async () => {
+  const files = new SlowFiles();
+  const writer = new OrderedWriter(files, "log.txt");
+  const first = writer.append("1");
+  const failed = writer.append("FAIL");
+  await settleMicrotasks();
+  files.release();
+  await first;
+  await assert.rejects(failed, { message: "write failed" });
+  const third = writer.append("3");
+  await settleMicrotasks();
+  files.release();
+  await third;
+  assert.equal(files.inner.contents.get("log.txt"), "13");
+});
+
+Deno.test("OrderedWriter writes to its own path", async () => {
+  const files = new MemoryFiles();
+  const writer = new OrderedWriter(files, "x.txt");
+  assert.equal(writer.path, "x.txt");
+  assert.equal(writer.files, files);
+  await writer.append("hi\n");
+  assert.deepEqual([...files.contents], [["x.txt", "hi\n"]]);
+});
+
+Deno.test("OrderedWriter with onError reports a failure, carries on, and heals from the snapshot", async () => {
+  const files = new SlowFiles();
+  const errors: unknown[] = [];
+  let state = "first\n";
+  const writer = new OrderedWriter(files, "log.txt", {
+    snapshot: () => state,
+    onError: (error) => errors.push(error),
+  });
+  await writer.append("FAIL"); // SlowFiles fails this write; the promise still resolves
+  assert.equal(errors.length, 1);
+  state += "next\n";
+  const next = writer.append("next\n");
+  await settleMicrotasks();
+  files.release();
+  await next;
+  assert.equal(errors.length, 1);
+  assert.equal(files.started.at(-1), "replace first\nnext\n");
+  assert.equal(files.inner.contents.get("log.txt"), "first\nnext\n");
+});
