@@ -44,14 +44,13 @@ async function main(): Promise<number> {
     clock: systemClock,
     logger,
   });
-  await server.start();
   const controller = new AbortController();
   for (const signal of ["SIGINT", "SIGTERM"] as const) {
     Deno.addSignalListener(signal, () => controller.abort());
   }
   let listening;
   try {
-    listening = serveTcp(server, {
+    listening = await serveTcp(server, {
       hostname: args.host,
       port: args.port,
       signal: controller.signal,

@@ -1,7 +1,7 @@
 /**
  * Benchmark of the chat server: a real ChatServer over TCP on 127.0.0.1 (port 0) with its files
  * on disk in a temporary directory, driven by a load generator in a child process
- * (bench/server_client.ts) that speaks the real protocol through lib/client_link.ts.
+ * (bench/server_client.ts) that speaks the real protocol through lib/client/server_link.ts.
  *
  *     deno run --allow-net --allow-read --allow-write --allow-run --allow-env bench/server.ts
  *
@@ -128,7 +128,7 @@ async function main(): Promise<number> {
   }, FAILSAFE_MS);
   const logger = new WarningLogger();
   const controller = new AbortController();
-  let listening: ReturnType<typeof serveTcp> | undefined;
+  let listening: Awaited<ReturnType<typeof serveTcp>> | undefined;
   try {
     const credentials = Array.from(
       { length: ACCOUNTS },
@@ -150,8 +150,11 @@ async function main(): Promise<number> {
       commandBurst: 1e9,
       commandsPerSecond: 1e9,
     });
-    await server.start();
-    listening = serveTcp(server, { hostname: "127.0.0.1", port: 0, signal: controller.signal });
+    listening = await serveTcp(server, {
+      hostname: "127.0.0.1",
+      port: 0,
+      signal: controller.signal,
+    });
 
     child = new Deno.Command(Deno.execPath(), {
       args: [

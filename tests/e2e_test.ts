@@ -375,3 +375,23 @@ Deno.test({
     assert.equal(await server.read("userlog.txt"), "");
   },
 });
+
+Deno.test({
+  name: "a second chat-server on a busy port exits 1 and leaves the running server's files alone",
+  ...e2e,
+  async fn() {
+    await using server = await startServerProgram(CREDENTIALS);
+    await using yoda = await loggedInClient(server, "yoda", "jedi");
+    await yoda.type("MSG still here");
+    await yoda.waitFor(/Message #1 posted at /);
+    const before = [await server.read("userlog.txt"), await server.read("messagelog.txt")];
+    await using second = new Program(SERVER_BIN, [String(server.port), "3"], { cwd: server.dir });
+    assert.equal(await second.exit(), 1);
+    assert.match(second.stderr, /Cannot listen on 0\.0\.0\.0:\d+/);
+    assert.deepEqual(
+      [await server.read("userlog.txt"), await server.read("messagelog.txt")],
+      before,
+    );
+    assert.match(before[1]!, /still here/);
+  },
+});

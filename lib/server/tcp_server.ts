@@ -1,4 +1,8 @@
-/** Serves a ChatServer on a TCP port until a signal aborts, sweeping timeouts once a second. */
+/**
+ * Serves a ChatServer on a TCP port until a signal aborts, sweeping timeouts once a second. The
+ * port is bound before the server starts, so a server that cannot bind never touches the files of
+ * one that already runs there.
+ */
 import type { ChatServer } from "./chat_server.ts";
 import { tcpConnection } from "../shared/transport.ts";
 
@@ -10,12 +14,21 @@ export interface Listening {
   finished: Promise<void>;
 }
 
-/** Starts listening; throws (e.g. AddrInUse) if the port cannot be bound. */
-export function serveTcp(
+/**
+ * Binds the port, starts the server (which empties its logs), then accepts. Throws (e.g.
+ * AddrInUse) if the port cannot be bound, before the server is started.
+ */
+export async function serveTcp(
   server: ChatServer,
   options: { hostname: string; port: number; signal: AbortSignal; sweepMs?: number },
-): Listening {
+): Promise<Listening> {
   const listener = Deno.listen({ hostname: options.hostname, port: options.port });
+  try {
+    await server.start();
+  } catch (error) {
+    listener.close();
+    throw error;
+  }
   const sweeper = setInterval(() => {
     server.sweep().catch((error) => server.config.logger.warn(`Sweep failed: ${String(error)}`));
   }, options.sweepMs ?? 1000);

@@ -25,9 +25,12 @@ async function tcpServer(overrides: Partial<ServerConfig> = {}): Promise<TcpFixt
   files.contents.set("credentials.txt", CREDENTIALS);
   const logger = new MemoryLogger();
   const server = new ChatServer(testConfig({ files, logger, ...overrides }));
-  await server.start();
   const controller = new AbortController();
-  const listening = serveTcp(server, { hostname: "127.0.0.1", port: 0, signal: controller.signal });
+  const listening = await serveTcp(server, {
+    hostname: "127.0.0.1",
+    port: 0,
+    signal: controller.signal,
+  });
   const stop = async () => {
     controller.abort();
     await listening.finished;
@@ -224,4 +227,29 @@ Deno.test("a reply larger than the send queue budget streams to a reader that ke
   const reply = await yoda.cmd("RDM 01 Jan 2000 00:00:00");
   assert.equal(reply.lines.length, 400);
   assert.ok(!fixture.logger.warnings.some((w) => w.includes("Send queue exceeded")));
+});
+
+Deno.test("a second server on a busy port fails without touching the first one's files", async () => {
+  await using first = await tcpServer();
+  using client = await tcpClient(first.port);
+  assert.equal((await client.login("yoda", "jedi")).ok, true);
+  assert.equal((await client.cmd("MSG still here")).ok, true);
+  const before = [
+    first.files.contents.get("userlog.txt"),
+    first.files.contents.get("messagelog.txt"),
+  ];
+  assert.match(before[1] ?? "", /still here/);
+  const second = new ChatServer(testConfig({ files: first.files }));
+  await assert.rejects(
+    serveTcp(second, {
+      hostname: "127.0.0.1",
+      port: first.port,
+      signal: new AbortController().signal,
+    }),
+    Deno.errors.AddrInUse,
+  );
+  assert.deepEqual(
+    [first.files.contents.get("userlog.txt"), first.files.contents.get("messagelog.txt")],
+    before,
+  );
 });
