@@ -5,23 +5,8 @@
 import { COMMAND_PROMPT, type CommandLine, readCommandLine } from "../shared/commands.ts";
 import type { EventFrame } from "../shared/protocol.ts";
 import { ConnectionLostError, type Reply, ServerLink } from "./server_link.ts";
+import type { LineKind, Terminal } from "./terminal.ts";
 import type { Connection } from "../shared/transport.ts";
-
-/** What the client needs from a terminal. */
-export interface Terminal {
-  /** Shows `prompt` and reads a line; null at end of input. */
-  readLine(prompt: string): Promise<string | null>;
-  /** Like readLine, without echo on a real terminal. */
-  readSecret(prompt: string): Promise<string | null>;
-  /** Whether this is a real terminal (line editing, a status line) rather than a pipe. */
-  readonly interactive: boolean;
-  /** Prints a line above whatever the user is typing. */
-  print(line: string, style?: "error" | "event"): void;
-  /** Shows (or, with null, stops updating) a status line such as a progress bar. */
-  status(text: string | null): void;
-  /** Stops reading input (pending reads resolve null). */
-  close(): void;
-}
 
 /** Client exit statuses. */
 export const EXIT_OK = 0;
@@ -60,6 +45,18 @@ export interface ClientOptions {
 
 type Outcome = { exit: number; message?: string };
 
+/** How each kind of event's lines are shown. */
+const EVENT_LINES: Record<EventFrame["kind"], LineKind> = {
+  presence: "presence",
+  message: "message",
+  broadcast: "broadcast",
+  notice: "notice",
+  logout: "notice",
+  ask: "notice",
+  ticket: "notice",
+  "private-stop": "notice",
+};
+
 /** Runs one client session to the end and returns the exit status. */
 export async function runClient(options: ClientOptions): Promise<number> {
   const { terminal } = options;
@@ -70,7 +67,7 @@ export async function runClient(options: ClientOptions): Promise<number> {
     onEvent(event) {
       if (sessionRef && options.extension?.event?.(event, sessionRef)) return;
       if (event.kind === "logout") loggedOutBy = event.lines.join(" ");
-      for (const line of event.lines) terminal.print(line, "event");
+      for (const line of event.lines) terminal.print(line, EVENT_LINES[event.kind]);
     },
   });
   const ended = link.closed.then((reason): Outcome => {
@@ -152,7 +149,7 @@ async function logIn(
 
 function showReply(terminal: Terminal, reply: Reply, quietIfEmpty = false): void {
   if (quietIfEmpty && reply.lines.length === 0) return;
-  for (const line of reply.lines) terminal.print(line, reply.ok ? undefined : "error");
+  for (const line of reply.lines) terminal.print(line, reply.ok ? "reply" : "error");
 }
 
 async function runCommand(

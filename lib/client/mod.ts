@@ -15,7 +15,8 @@ export {
   EXIT_FAILURE,
   EXIT_OK,
   runClient,
-  type Terminal,
 } from "./app.ts";
+export type { LineKind, StatusRender, Terminal } from "./terminal.ts";
 export { p2pExtension } from "./p2p.ts";
-export { PlainTerminal, TtyTerminal } from "./terminal.ts";
+export { PlainTerminal } from "./plain_terminal.ts";
+export { TtyTerminal } from "./tty_terminal.ts";

@@ -2,7 +2,8 @@
  * The client's peer-to-peer layer: UPD, private messaging and the answers to startprivate
  * requests, on top of the engine in lib/p2p. It plugs into the command loop as an extension.
  */
-import type { ClientExtension, ClientSession, Terminal } from "./app.ts";
+import type { ClientExtension, ClientSession } from "./app.ts";
+import type { Terminal } from "./terminal.ts";
 import { ProgressDisplay } from "./progress.ts";
 import { type Args, parseArgs } from "../shared/commands.ts";
 import type { EventFrame } from "../shared/protocol.ts";
@@ -46,8 +47,8 @@ export function p2pExtension(options: P2pOptions): ClientExtension & { node: Pee
       onProgress: (p) => progress.update(p),
       onFileReceived(r) {
         progress.finish(r.ticketId);
-        terminal.print(`Received ${r.fileName} from ${r.from}`, "event");
-        terminal.print(`Saved as ${r.savedAs}`);
+        terminal.print(`Received ${r.fileName} from ${r.from}`, "notice");
+        terminal.print(`Saved as ${r.savedAs}`, "notice");
       },
       onTransferFailed(f) {
         progress.finish(f.ticketId);
@@ -56,11 +57,11 @@ export function p2pExtension(options: P2pOptions): ClientExtension & { node: Pee
           "error",
         );
       },
-      onPrivateMessage: (m) => terminal.print(`${m.from}(private): ${m.text}`, "event"),
+      onPrivateMessage: (m) => terminal.print(`${m.from}(private): ${m.text}`, "private"),
       onChatClosed(c) {
         if (chats.get(c.peer)?.id !== c.ticketId) return;
         chats.delete(c.peer);
-        terminal.print(`Private messaging with ${c.peer} ended (${c.peer} went away)`, "event");
+        terminal.print(`Private messaging with ${c.peer} ended (${c.peer} went away)`, "notice");
       },
     },
   });
@@ -87,7 +88,7 @@ export function p2pExtension(options: P2pOptions): ClientExtension & { node: Pee
     const transfer = node.sendFile(ticket, args.file).then(
       () => {
         progress.finish(ticket.id);
-        terminal.print(`${args.file} has been uploaded`, "event");
+        terminal.print(`${args.file} has been uploaded`, "notice");
       },
       (error) => {
         progress.finish(ticket.id);

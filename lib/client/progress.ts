@@ -3,7 +3,7 @@
  * terminal, a few plain lines when output is piped.
  */
 import type { TransferProgress } from "../p2p/mod.ts";
-import type { Terminal } from "./app.ts";
+import type { Terminal } from "./terminal.ts";
 
 function formatBytes(bytes: number): string {
   if (bytes < 1024) return `${bytes} B`;
@@ -52,7 +52,7 @@ export class ProgressDisplay {
       const now = Date.now();
       if (now - this.#drawnAt < 100 && progress.bytesDone < progress.bytesTotal) return;
       this.#drawnAt = now;
-      this.terminal.status([...this.#active.values()].map((p) => progressLine(p)).join("  |  "));
+      this.terminal.status(progress.ticketId, () => progressLine(progress));
       return;
     }
     if (progress.bytesTotal === 0) return;
@@ -60,12 +60,12 @@ export class ProgressDisplay {
     if (quarter >= 100 || quarter <= (this.#printed.get(progress.ticketId) ?? 0)) return;
     this.#printed.set(progress.ticketId, quarter);
     const verb = progress.direction === "send" ? "Uploading" : "Receiving";
-    this.terminal.print(`${verb} ${progress.fileName}: ${quarter}%`);
+    this.terminal.print(`${verb} ${progress.fileName}: ${quarter}%`, "notice");
   }
 
   finish(ticketId: string): void {
     this.#active.delete(ticketId);
     this.#printed.delete(ticketId);
-    if (this.terminal.interactive && this.#active.size === 0) this.terminal.status(null);
+    if (this.terminal.interactive) this.terminal.status(ticketId, null);
   }
 }

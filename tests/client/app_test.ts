@@ -3,7 +3,8 @@
  * server or a fake one that sends whatever a test wants.
  */
 import assert from "node:assert/strict";
-import { runClient, type Terminal } from "../../lib/client/app.ts";
+import { runClient } from "../../lib/client/app.ts";
+import type { Terminal } from "../../lib/client/terminal.ts";
 import { FrameDecoder } from "../../lib/shared/framing.ts";
 import { type Connection, memoryPair } from "../../lib/shared/transport.ts";
 import { startServer } from "../../testing/server_fixture.ts";
