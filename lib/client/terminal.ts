@@ -23,6 +23,15 @@ export type LineKind =
 /** Draws one status line for a terminal `columns` wide (the terminal still cuts what overflows). */
 export type StatusRender = (columns: number) => string;
 
+/** The candidates for the word that ends at the cursor, which starts at `from`. */
+export interface Completion {
+  from: number;
+  candidates: string[];
+}
+
+/** Completes the word before the cursor in `line` (Tab). */
+export type Completer = (line: string, cursor: number) => Promise<Completion> | Completion;
+
 /** What the client needs from a terminal. */
 export interface Terminal {
   /** Whether this is a real terminal (line editing, status lines) rather than a pipe. */
@@ -38,6 +47,8 @@ export interface Terminal {
    * the input area, such as one progress bar per transfer. Pipes show no status lines.
    */
   status(key: string, render: StatusRender | null): void;
+  /** Gives a terminal with line editing what Tab completes; pipes ignore it. */
+  setCompleter?(completer: Completer): void;
   /** Stops reading input (pending reads resolve null). */
   close(): void;
 }
