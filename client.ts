@@ -2,7 +2,6 @@
  * chat-client: parses the command line, connects to the server, opens the UDP port for
  * peers, picks a terminal (line editing on a TTY, plain lines on a pipe) and runs the client.
  */
-import process from "node:process";
 import {
   p2pExtension,
   parseClientArgs,
@@ -10,6 +9,7 @@ import {
   runClient,
   TtyTerminal,
 } from "./lib/client/mod.ts";
+import type { TtyDevice } from "./lib/client/tty_terminal.ts";
 import { UdpSocket } from "./lib/p2p/mod.ts";
 import { isExit } from "./lib/shared/cli.ts";
 import { tcpConnection } from "./lib/shared/transport.ts";
@@ -20,6 +20,27 @@ function writeStdout(text: string): void {
   const bytes = encoder.encode(text);
   let written = 0;
   while (written < bytes.length) written += Deno.stdout.writeSync(bytes.subarray(written));
+}
+
+/** The process's own terminal, for TtyTerminal. */
+function stdinTerminal(): TtyDevice {
+  return {
+    input: Deno.stdin.readable,
+    write: writeStdout,
+    size: () => {
+      try {
+        return Deno.consoleSize();
+      } catch {
+        return { columns: 80, rows: 24 };
+      }
+    },
+    setRaw: (raw) => Deno.stdin.setRaw(raw),
+    onSignal(signal, handler) {
+      Deno.addSignalListener(signal, handler);
+      return () => Deno.removeSignalListener(signal, handler);
+    },
+    suspend: () => Deno.kill(Deno.pid, "SIGTSTP"),
+  };
 }
 
 async function main(): Promise<number> {
@@ -56,15 +77,24 @@ async function main(): Promise<number> {
     return 1;
   }
   const terminal = Deno.stdin.isTerminal()
-    ? new TtyTerminal(process.stdin, process.stdout, { colour: !Deno.env.get("NO_COLOR") })
+    ? new TtyTerminal(stdinTerminal(), { colour: !Deno.env.get("NO_COLOR"), bell: !args.noBell })
     : new PlainTerminal(Deno.stdin.readable, writeStdout);
   if (terminal instanceof PlainTerminal) {
     Deno.addSignalListener("SIGINT", () => terminal.interrupt());
+  } else {
+    // Even a crash must not leave the terminal in raw mode with its cursor hidden.
+    for (const event of ["error", "unhandledrejection", "unload"]) {
+      globalThis.addEventListener(event, () => terminal.close());
+    }
   }
   // The engine owns the UDP socket from here and closes it when the client ends.
   const extension = p2pExtension({ socket: udp, terminal, downloadDir: args.downloadDir });
   return await runClient({
     conn: tcpConnection(conn),
+    // A lost connection is dialled again at the same address (see --reconnect-for).
+    connect: async () =>
+      tcpConnection(await Deno.connect({ hostname: args.serverHost, port: args.serverPort })),
+    reconnect: { forMs: args.reconnectForMs },
     terminal,
     udpPort: udp.localAddress.port,
     extension,

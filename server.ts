@@ -5,6 +5,7 @@
 import { ChatServer, DiskFiles, parseServerArgs, serveTcp } from "./lib/server/mod.ts";
 import { isExit } from "./lib/shared/cli.ts";
 import { systemClock } from "./lib/shared/clock.ts";
+import { displaySafe } from "./lib/shared/display.ts";
 import type { Logger } from "./lib/shared/logger.ts";
 
 async function main(): Promise<number> {
@@ -14,9 +15,10 @@ async function main(): Promise<number> {
     if (args.stderr) console.error(args.stderr.trimEnd());
     return args.exit;
   }
+  // What the server logs quotes users (names, messages, file names): make it safe to show.
   const logger: Logger = {
-    info: args.quiet ? () => {} : (message) => console.log(message),
-    warn: (message) => console.error(message),
+    info: args.quiet ? () => {} : (message) => console.log(displaySafe(message)),
+    warn: (message) => console.error(displaySafe(message)),
   };
   for (const name of ["read", "write"] as const) {
     if (Deno.permissions.querySync({ name, path: "." }).state !== "granted") {

@@ -14,20 +14,23 @@ interface Program {
   flags: string[];
 }
 
-const COMMON = ["--unstable-net", "--no-prompt", "--allow-env=NO_COLOR,TERM,COLUMNS,LINES"];
+const COMMON = ["--unstable-net", "--no-prompt"];
+/** What both programs read of the environment: colour and terminal size. */
+const ENV = "NO_COLOR,TERM,COLUMNS,LINES";
 
 const PROGRAMS: Program[] = [
   {
     output: "chat-server",
     entry: "server.ts",
     // The server reads and writes only files the operator names (credentials, logs).
-    flags: [...COMMON, "--allow-net", "--allow-read", "--allow-write"],
+    flags: [...COMMON, `--allow-env=${ENV}`, "--allow-net", "--allow-read", "--allow-write"],
   },
   {
     output: "chat-client",
     entry: "client.ts",
-    // The client reads files to send and writes received ones into --download-dir.
-    flags: [...COMMON, "--allow-net", "--allow-read", "--allow-write"],
+    // The client reads files to send and writes received ones into --download-dir; HOME is what
+    // a leading ~ in an UPD file name stands for.
+    flags: [...COMMON, `--allow-env=${ENV},HOME`, "--allow-net", "--allow-read", "--allow-write"],
   },
 ];
 

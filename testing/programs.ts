@@ -192,6 +192,13 @@ export interface RunningServer extends AsyncDisposable {
   port: number;
   program: Program;
   read(name: string): Promise<string>;
+  /** Kills the server outright (SIGKILL, as a crash would) and waits until it is gone. */
+  crash(): Promise<void>;
+  /**
+   * Starts the server again, as a new process in the same directory on the same port, and waits
+   * until it listens; `program` is then the new process. Kills the old one first if it runs.
+   */
+  restart(): Promise<void>;
   /** Stops the server (SIGINT), waits for it and removes its and its clients' dirs; idempotent. */
   stop(): Promise<void>;
 }
@@ -214,20 +221,35 @@ export async function startServerProgram(
       }
       for (const path of [dir, ...clientDirs]) await removeTempDir(path);
     })();
+  /** Starts the server on `port` and resolves with the port it listens on. */
+  const spawn = async (port: number): Promise<number> => {
+    const started = program = new Program(SERVER_BIN, [String(port), ...args], { cwd: dir });
+    const at = await started.waitFor(/listening on port (\d+) /);
+    return Number(/listening on port (\d+) /.exec(started.stdout.slice(0, at))![1]);
+  };
   try {
     await Deno.writeTextFile(`${dir}/credentials.txt`, credentials);
-    program = new Program(SERVER_BIN, ["0", ...args], { cwd: dir });
-    const at = await program.waitFor(/listening on port (\d+) /);
-    const port = Number(/listening on port (\d+) /.exec(program.stdout.slice(0, at))![1]);
-    return {
+    const port = await spawn(0);
+    const crash = async () => {
+      program!.kill("SIGKILL");
+      await program!.exit();
+    };
+    const server: RunningServer = {
       dir,
       clientDirs,
       port,
-      program,
+      program: program!,
       read: (name) => Deno.readTextFile(`${dir}/${name}`),
+      crash,
+      async restart() {
+        await crash();
+        await spawn(port);
+        server.program = program!;
+      },
       stop,
       [Symbol.asyncDispose]: stop,
     };
+    return server;
   } catch (error) {
     program?.kill("SIGKILL");
     await stop();
@@ -235,15 +257,23 @@ export async function startServerProgram(
   }
 }
 
+/** Options of a client program. */
+export interface ClientProgramOptions {
+  /** Variables added to (or replacing) the environment the client inherits. */
+  env?: Record<string, string>;
+}
+
 /** Starts ./chat-client against a server, in its own temp dir, on any free UDP port. */
 export async function startClientProgram(
   server: RunningServer,
   extra: string[] = [],
+  options: ClientProgramOptions = {},
 ): Promise<Program & { dir: string }> {
   const dir = await makeTempDir("toom-client-");
   server.clientDirs.push(dir);
   const program = new Program(CLIENT_BIN, ["127.0.0.1", String(server.port), "0", ...extra], {
     cwd: dir,
+    ...(options.env ? { env: options.env } : {}),
   });
   return Object.assign(program, { dir });
 }
@@ -254,8 +284,9 @@ export async function loggedInClient(
   user: string,
   password: string,
   extra: string[] = [],
+  options: ClientProgramOptions = {},
 ): Promise<Program & { dir: string }> {
-  const client = await startClientProgram(server, extra);
+  const client = await startClientProgram(server, extra, options);
   try {
     await client.waitFor("Username: \n");
     await client.type(user);

@@ -106,6 +106,8 @@ export class TestClient implements Disposable {
     this.link = new ServerLink(conn, {
       heartbeatMs: 3_600_000,
       deadAfterMs: 7_200_000,
+      // A protocol driver: tests of the server's rate limit must be able to overrun it.
+      pace: false,
       onEvent: (event) => {
         this.events.push(event);
         this.#waiters = this.#waiters.filter((waiter) => {

@@ -14,6 +14,9 @@ import {
   startServerProgram,
 } from "../testing/programs.ts";
 import { tempDir } from "../testing/temp_dir.ts";
+import { TestClient } from "../testing/server_fixture.ts";
+import { tcpConnection } from "../lib/shared/transport.ts";
+import { parseTicket, PeerNode, UdpSocket } from "../lib/p2p/mod.ts";
 
 const CREDENTIALS = "yoda jedi\nvader sithlord\nhans falcon\nobiwan hellothere\n";
 const TIMESTAMP = /\d{2} [A-Z][a-z]{2} \d{4} \d{2}:\d{2}:\d{2}/;
@@ -162,15 +165,72 @@ Deno.test({
 });
 
 Deno.test({
-  name: "a client whose server goes away says so and exits 1",
+  name: "a client told not to reconnect says its server went away and exits 1",
+  ...e2e,
+  async fn() {
+    await using server = await startServerProgram(CREDENTIALS);
+    await using yoda = await loggedInClient(server, "yoda", "jedi", ["--reconnect-for", "0"]);
+    await server.crash();
+    await yoda.waitFor("Connection to server lost\n");
+    assert.equal(await yoda.exit(), 1);
+    assert.doesNotMatch(yoda.stdout, /reconnecting/);
+  },
+});
+
+Deno.test({
+  name: "a piped client logs in again by itself when its server is killed and restarted",
   ...e2e,
   async fn() {
     await using server = await startServerProgram(CREDENTIALS);
     await using yoda = await loggedInClient(server, "yoda", "jedi");
-    server.program.kill("SIGKILL");
-    await server.program.exit();
-    await yoda.waitFor("Connection to server lost");
-    assert.equal(await yoda.exit(), 1);
+    await yoda.type("MSG before the crash");
+    let at = await yoda.waitFor("Message #1 posted at");
+    const udpPort = /; yoda; 127\.0\.0\.1; (\d+)\n/.exec(await server.read("userlog.txt"))![1];
+
+    await server.crash();
+    at = await yoda.waitFor("Connection to server lost; reconnecting...\n", at);
+    // Typed while the server is down: read in order, and carried out once logged in again.
+    await yoda.type("MSG typed while the server was down");
+    await server.restart();
+    at = await yoda.waitFor("Reconnected to the server as yoda.\n", at);
+    at = await yoda.waitFor("Message #1 posted at", at);
+    await yoda.type("MSG after the restart");
+    at = await yoda.waitFor("Message #2 posted at", at);
+
+    // The restarted server's files: the same UDP port, the posts in order.
+    assert.match(
+      await server.read("userlog.txt"),
+      new RegExp(`^1; .*; yoda; 127\\.0\\.0\\.1; ${udpPort}\n$`),
+    );
+    assert.deepEqual(
+      (await server.read("messagelog.txt")).trimEnd().split("\n").map((l) => l.split("; ")[3]),
+      ["typed while the server was down", "after the restart"],
+    );
+    await yoda.type("OUT");
+    await yoda.waitFor("Bye, yoda!", at);
+    assert.equal(await yoda.exit(), 0);
+  },
+});
+
+Deno.test({
+  name: "300 piped MSG lines are all carried out, in order, none refused for rate",
+  ...e2e,
+  async fn() {
+    await using server = await startServerProgram(CREDENTIALS, ["3", "--quiet"]);
+    await using yoda = await startClientProgram(server);
+    const posts = Array.from({ length: 300 }, (_, i) => `MSG post ${i + 1}`);
+    // Everything at once, as `chat-client ... < file` would read it.
+    await yoda.type(["yoda", "jedi", ...posts].join("\n"));
+    await yoda.endInput();
+    await yoda.waitFor("Bye, yoda!", 0, 30_000);
+    assert.equal(await yoda.exit(), 0);
+    assert.doesNotMatch(yoda.stdout, /Too many commands/);
+    const numbers = [...yoda.stdout.matchAll(/Message #(\d+) posted at/g)].map((m) => Number(m[1]));
+    assert.deepEqual(numbers, posts.map((_, i) => i + 1));
+    assert.deepEqual(
+      (await server.read("messagelog.txt")).trimEnd().split("\n").map((l) => l.split("; ")[3]),
+      posts.map((post) => post.slice(4)),
+    );
   },
 });
 
@@ -279,7 +339,10 @@ Deno.test({
   ...e2e,
   async fn() {
     await using server = await startServerProgram(CREDENTIALS);
-    await using yoda = await loggedInClient(server, "yoda", "jedi");
+    await using home = await tempDir("toom-home-");
+    await using yoda = await loggedInClient(server, "yoda", "jedi", [], {
+      env: { HOME: home.path },
+    });
     await using hans = await loggedInClient(server, "hans", "falcon");
     const content = crypto.getRandomValues(new Uint8Array(65536)).map((b, i) => b ^ i);
     const big = new Uint8Array(3 * 1024 * 1024 + 7);
@@ -308,6 +371,15 @@ Deno.test({
     await yoda.type("UPD hans empty.txt");
     await hans.waitFor("Received empty.txt from yoda");
     assert.equal((await Deno.stat(`${hans.dir}/yoda_empty.txt`)).size, 0);
+
+    // A name with spaces, quoted, from the home directory; both ends name it the same way.
+    await Deno.writeTextFile(`${home.path}/my notes.txt`, "notes with spaces");
+    await yoda.type('UPD hans "~/my notes.txt"');
+    await yoda.waitFor("~/my notes.txt has been uploaded", at);
+    await hans.waitFor("Receiving my notes.txt from yoda...\n");
+    await hans.waitFor("Received my notes.txt from yoda\n");
+    assert.equal(await Deno.readTextFile(`${hans.dir}/yoda_my notes.txt`), "notes with spaces");
+    assert.match(server.program.stdout, /yoda is sending my notes\.txt to hans over UDP\./);
 
     for (const client of [yoda, hans]) await client.type("OUT");
     for (const client of [yoda, hans]) assert.equal(await client.exit(), 0);
@@ -342,13 +414,17 @@ Deno.test({
     await yoda.waitFor("hans(private): received");
     assert.doesNotMatch(server.program.stdout, /secret plans/);
 
-    // A peer that cannot answer: the message goes through the server instead.
+    // A peer that cannot answer: the message goes through the server instead. When the peer
+    // wakes up, the direct copies waiting in its socket arrive too; it shows the message once.
     hans.kill("SIGSTOP");
     let at = yoda.stdout.length;
     await yoda.type("private hans are you there");
     at = await yoda.waitFor("could not be reached directly", at, 20_000);
     hans.kill("SIGCONT");
-    await hans.waitFor("yoda: are you there");
+    await hans.waitFor(/yoda(\(private\))?: are you there\n/);
+    await yoda.type("private hans marker");
+    await hans.waitFor("yoda(private): marker");
+    assert.equal(hans.stdout.split("are you there").length - 1, 1, hans.stdout);
 
     await hans.type("stopprivate yoda");
     await yoda.waitFor("hans stopped private messaging with you");
@@ -395,3 +471,118 @@ Deno.test({
     assert.match(before[1]!, /still here/);
   },
 });
+
+Deno.test({
+  name:
+    "hostile names and texts from a peer reach other users and the server's log visibly, never raw",
+  ...e2e,
+  async fn() {
+    const ESC = "\u001b[2J";
+    const RLO = "\u202e";
+    const rlo = "<U+202E>";
+    const mallory = `ma${RLO}llory`;
+    const shown = `ma${rlo}llory`;
+    await using server = await startServerProgram(CREDENTIALS, ["3", "--allow-register"]);
+    await using yoda = await loggedInClient(server, "yoda", "jedi");
+    await using hans = await loggedInClient(server, "hans", "falcon");
+
+    // mallory speaks the protocol directly, with its own peer-to-peer engine: it can put into a
+    // frame or a datagram whatever a modified client could.
+    await using files = await tempDir("toom-mallory-");
+    const node = new PeerNode(new UdpSocket({ hostname: "127.0.0.1", port: 0 }), {
+      downloadDir: files.path,
+    });
+    using raw = new TestClient(
+      tcpConnection(await Deno.connect({ hostname: "127.0.0.1", port: server.port })),
+    );
+    try {
+      // A username with a bidi override can be registered; it shows visibly to everyone.
+      const login = await raw.login(mallory, "pw", node.localAddress.port);
+      assert.equal(login.ok, true, login.lines.join(" "));
+      await yoda.waitFor(`${shown} logged in\n`);
+      await hans.waitFor(`${shown} logged in\n`);
+
+      // Texts with control characters are refused by the server; invisible formatting in texts
+      // gets through and is shown visibly.
+      for (const line of [`message hans ${ESC}`, `broadcast hi\r\nyoda: x`, `MSG ${ESC}`]) {
+        const refused = await raw.cmd(line);
+        assert.equal(refused.ok, false, line);
+        assert.match(refused.lines[0]!, /^Message must not contain control characters\./);
+      }
+      assert.equal((await raw.cmd(`message hans direct${RLO}txt`)).ok, true);
+      await hans.waitFor(`${shown}: direct${rlo}txt\n`);
+      assert.equal((await raw.cmd(`broadcast all${RLO}txt`)).ok, true);
+      await yoda.waitFor(`${shown}: all${rlo}txt\n`);
+      await hans.waitFor(`${shown}: all${rlo}txt\n`);
+      assert.equal((await raw.cmd(`MSG board${RLO}txt`)).ok, true);
+      await yoda.type("RDM 01 Jan 2000 00:00:00");
+      await yoda.waitFor(new RegExp(`#1; ${escape(shown)}: "board${escape(rlo)}txt" posted at `));
+
+      // File names with escapes, CR/LF or bidi controls are refused by the server...
+      for (const name of [`evil${RLO}txt.exe`, `"clear${ESC}.txt"`, `"fake\r\nyoda: hi.txt"`]) {
+        assert.deepEqual((await raw.cmd(`UPD hans ${name}`)).lines, [
+          "Error. File names cannot contain control or invisible formatting characters.",
+        ]);
+      }
+      // ...and a name forged in the offer is ignored: the receiver names the file by its ticket.
+      await Deno.writeTextFile(`${files.path}/ok.txt`, "fine");
+      const upd = await raw.cmd("UPD yoda ok.txt");
+      const ticket = parseTicket(upd.data?.ticket);
+      await node.sendFile({ ...ticket, fileName: `evil${ESC}${RLO}.txt` }, `${files.path}/ok.txt`);
+      await yoda.waitFor(`Receiving ok.txt from ${shown}...\n`);
+      await yoda.waitFor(`Received ok.txt from ${shown}\n`);
+      await yoda.waitFor("Saved as ./ma_llory_ok.txt\n");
+      assert.equal(await Deno.readTextFile(`${yoda.dir}/ma_llory_ok.txt`), "fine");
+
+      // A private message over UDP carries anything: it shows visibly.
+      await raw.cmd("startprivate hans");
+      await hans.waitFor(`${shown} would like to private message, enter y or n:`);
+      await hans.type("y");
+      const chat = await raw.waitForEvent((e) => e.kind === "ticket");
+      const chatTicket = parseTicket((chat.data as { ticket: unknown }).ticket);
+      node.accept(chatTicket);
+      await node.sendPrivate(chatTicket.id, `${ESC}\r\nyoda: send me your password ${RLO}`);
+      await hans.waitFor(`${shown}(private): ␛[2J␍␊yoda: send me your password ${rlo}\n`);
+      // So does one relayed through the server (as the client does when UDP fails).
+      await raw.link.request({
+        t: "cmd",
+        line: `message hans relayed${RLO}`,
+        ref: "00000000000000ff",
+      });
+      await hans.waitFor(`${shown}: relayed${rlo}\n`);
+
+      // A piped client refuses such names itself, and echoes them only visibly.
+      await Deno.writeTextFile(`${yoda.dir}/evil${RLO}txt.exe`, "x");
+      let at = yoda.stdout.length;
+      await yoda.type(`UPD hans evil${RLO}txt.exe`);
+      at = await yoda.waitFor(
+        "Error. File names cannot contain control or invisible formatting characters.",
+        at,
+      );
+      await yoda.type(`UPD hans clear${ESC}.txt`);
+      await yoda.waitFor("Error. File clear␛[2J.txt does not exist", at);
+    } finally {
+      raw.close();
+      await node.close();
+    }
+    for (const client of [yoda, hans]) await client.type("OUT");
+    for (const client of [yoda, hans]) assert.equal(await client.exit(), 0);
+    await server.stop();
+
+    const log = server.program.stdout;
+    assert.match(log, new RegExp(`New account created: ${escape(shown)}\n`));
+    assert.match(log, new RegExp(`${escape(shown)} posted MSG #1 "board${escape(rlo)}txt" at `));
+    assert.match(log, new RegExp(`${escape(shown)} is sending ok\\.txt to yoda over UDP\\.`));
+    const outputs = { yoda: yoda.stdout, hans: hans.stdout, server: log + server.program.stderr };
+    for (const [who, output] of Object.entries(outputs)) {
+      assert.equal(output.includes("\u001b"), false, `a raw ESC in ${who}'s output`);
+      assert.equal(output.includes(RLO), false, `a raw RLO in ${who}'s output`);
+      assert.equal(/[\r\u0085\u2028\u2029]/.test(output), false, `a raw line break in ${who}'s`);
+    }
+  },
+});
+
+/** `text` as a literal inside a regular expression. */
+function escape(text: string): string {
+  return text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+}

@@ -2,9 +2,17 @@
  * The client's conversation with its user: login prompts, the command loop, and events shown
  * as they arrive. Terminal I/O comes in through `Terminal`, so tests drive it with scripts.
  */
-import { COMMAND_PROMPT, type CommandLine, readCommandLine } from "../shared/commands.ts";
+import {
+  COMMAND_PROMPT,
+  type CommandLine,
+  parseArgs,
+  readCommandLine,
+} from "../shared/commands.ts";
 import type { EventFrame } from "../shared/protocol.ts";
-import { ConnectionLostError, type Reply, ServerLink } from "./server_link.ts";
+import type { Clock } from "../p2p/mod.ts";
+import { ConnectionLostError, type Reply } from "./server_link.ts";
+import { ReconnectingLink, type ReconnectPolicy, RequestInDoubtError } from "./reconnect.ts";
+import { complete, KnownUsers } from "./completion.ts";
 import type { LineKind, Terminal } from "./terminal.ts";
 import type { Connection } from "../shared/transport.ts";
 
@@ -27,8 +35,11 @@ export interface ClientExtension {
 /** What an extension can use of the running client. */
 export interface ClientSession {
   readonly user: string;
-  readonly link: ServerLink;
+  /** The link to the server; it reconnects by itself, so requests may wait for it. */
+  readonly link: ReconnectingLink;
   readonly terminal: Terminal;
+  /** The users this client has seen, for completion. */
+  readonly users: KnownUsers;
   /** Prints reply lines, errors styled as such. */
   show(reply: Reply): void;
 }
@@ -36,10 +47,21 @@ export interface ClientSession {
 /** Options for `runClient`. */
 export interface ClientOptions {
   conn: Connection;
+  /**
+   * Opens a new connection to the same server, to reconnect when the connection is lost after
+   * login; without it a lost connection ends the client.
+   */
+  connect?: () => Promise<Connection>;
+  /** How long and how fast to reconnect (`forMs: 0` = never). */
+  reconnect?: ReconnectPolicy;
   terminal: Terminal;
-  /** The UDP port this client listens on, registered at login. */
+  /** The UDP port this client listens on, registered at login (and again on reconnecting). */
   udpPort: number;
   heartbeatMs?: number;
+  /** Time and timers for heartbeats, liveness, pacing and reconnecting (for tests). */
+  clock?: Clock;
+  /** The jitter source for reconnecting (for tests). */
+  random?: () => number;
   extension?: ClientExtension;
 }
 
@@ -60,23 +82,26 @@ const EVENT_LINES: Record<EventFrame["kind"], LineKind> = {
 /** Runs one client session to the end and returns the exit status. */
 export async function runClient(options: ClientOptions): Promise<number> {
   const { terminal } = options;
-  let loggedOutBy = "";
   let sessionRef: ClientSession | undefined;
-  const link = new ServerLink(options.conn, {
+  const users = new KnownUsers();
+  const link = new ReconnectingLink({
+    conn: options.conn,
+    ...(options.connect ? { connect: options.connect } : {}),
+    ...(options.reconnect ? { reconnect: options.reconnect } : {}),
+    ...(options.clock ? { clock: options.clock } : {}),
+    ...(options.random ? { random: options.random } : {}),
+    terminal,
     heartbeatMs: options.heartbeatMs ?? 15_000,
     onEvent(event) {
+      users.seeEvent(event);
       if (sessionRef && options.extension?.event?.(event, sessionRef)) return;
-      if (event.kind === "logout") loggedOutBy = event.lines.join(" ");
       for (const line of event.lines) terminal.print(line, EVENT_LINES[event.kind]);
     },
   });
-  const ended = link.closed.then((reason): Outcome => {
-    if (loggedOutBy) return { exit: EXIT_OK };
-    return {
-      exit: EXIT_FAILURE,
-      message: reason === "closed" ? "Connection to server lost" : reason,
-    };
-  });
+  // The end for good: logged out by the server, or lost and not (or no longer) reconnecting.
+  const ended = link.ended.then((end): Outcome =>
+    end.loggedOut ? { exit: EXIT_OK } : { exit: EXIT_FAILURE, message: end.message }
+  );
   // Whatever the user is doing, the end of the connection ends the client; it is reported
   // only where it wins that race, so a normal logout never reads as a lost connection.
   const orEnd = async <T>(work: Promise<T>): Promise<T | Outcome> => {
@@ -93,20 +118,33 @@ export async function runClient(options: ClientOptions): Promise<number> {
     const login = await orEnd(logIn(link, terminal, options.udpPort));
     if (isOutcome(login)) return login.exit;
     if (typeof login === "number") return login;
+    // Kept in memory only, to log in again after a lost connection.
+    link.loggedIn({ user: login.user, password: login.password, udpPort: options.udpPort });
     const session: ClientSession = {
       user: login.user,
       link,
       terminal,
+      users,
       show: (reply) => showReply(terminal, reply),
     };
     sessionRef = session;
+    users.self = login.user;
+    terminal.setCompleter?.((line, cursor) => complete(line, cursor, users));
     options.extension?.loggedIn?.(session);
     while (true) {
       const line = await orEnd(terminal.readLine(COMMAND_PROMPT));
       if (isOutcome(line)) return line.exit;
       const command = line === null ? "OUT" : line.trim();
       if (command === "") continue;
-      const result = await orEnd(runCommand(command, session, options.extension));
+      let result: Awaited<ReturnType<typeof runCommand>> | Outcome;
+      try {
+        result = await orEnd(runCommand(command, session, options.extension));
+      } catch (error) {
+        // Lost in flight: say so rather than repeat it; the link is reconnecting meanwhile.
+        if (!(error instanceof RequestInDoubtError)) throw error;
+        terminal.print(error.message, "error");
+        continue;
+      }
       if (isOutcome(result)) return result.exit;
       if (result === "bye") return EXIT_OK;
     }
@@ -123,10 +161,10 @@ export async function runClient(options: ClientOptions): Promise<number> {
 }
 
 async function logIn(
-  link: ServerLink,
+  link: ReconnectingLink,
   terminal: Terminal,
   udpPort: number,
-): Promise<{ user: string } | number> {
+): Promise<{ user: string; password: string } | number> {
   while (true) {
     const name = await terminal.readLine("Username: ");
     if (name === null) return EXIT_FAILURE;
@@ -139,7 +177,7 @@ async function logIn(
       if (password === null) return EXIT_FAILURE;
       const reply = await link.request({ t: "pass", password, udpPort });
       showReply(terminal, reply);
-      if (reply.ok) return { user: reply.data?.user ?? name.trim() };
+      if (reply.ok) return { user: reply.data?.user ?? name.trim(), password };
       if (reply.code === "locked" || reply.code === "blocked") return EXIT_FAILURE;
       if (reply.code === "bad-password" || reply.code === "usage") continue;
       break; // already-online or a lost registration race: ask for the username again
@@ -165,7 +203,16 @@ async function runCommand(
   if (await extension?.command?.(command, session)) return "more";
   const reply = await session.link.request({ t: "cmd", line });
   session.show(reply);
+  session.users.seeReply(command.spec?.name, reply.lines);
+  if (command.spec?.name === "message" && reply.ok) echoDirectMessage(session, command);
   return command.spec?.name === "OUT" && reply.ok ? "bye" : "more";
+}
+
+/** On a terminal, shows one's own direct message so the conversation reads in order. */
+function echoDirectMessage(session: ClientSession, command: CommandLine): void {
+  if (!session.terminal.interactive || !command.spec) return;
+  const { user, text } = parseArgs(command.spec, command.rest);
+  session.terminal.print(`→ ${user}: ${text}`, "own");
 }
 
 async function changePassword(session: ClientSession): Promise<void> {

@@ -1,6 +1,13 @@
 /** chat-client's command line: its arguments, options and help. */
 import { parseArgs } from "node:util";
-import { type CliExit, isExit, parsePort, readArgv, usageExit } from "../shared/cli.ts";
+import {
+  type CliExit,
+  isExit,
+  parsePort,
+  parseSeconds,
+  readArgv,
+  usageExit,
+} from "../shared/cli.ts";
 
 /** The client's settings from its command line. */
 export interface ClientArgs {
@@ -8,6 +15,10 @@ export interface ClientArgs {
   serverPort: number;
   udpPort: number;
   downloadDir: string;
+  /** No bell on an incoming direct or private message (terminal only). */
+  noBell: boolean;
+  /** How long to keep reconnecting after the connection is lost; 0 = do not reconnect. */
+  reconnectForMs: number;
 }
 
 export const CLIENT_USAGE =
@@ -24,10 +35,13 @@ Arguments:
 
 Options:
   --download-dir DIR        where received files are saved [current directory]
+  --no-bell                 no bell on an incoming direct or private message
+  --reconnect-for S         after losing the server, keep reconnecting (and logging in again)
+                            for S seconds; 0 = do not reconnect [120]
   --help, --version
 
 Exit status: 0 after logging out, 1 when login fails, the account is blocked or the server is
-lost, 2 for bad arguments.`;
+lost for good (reconnecting gave up or was refused), 2 for bad arguments.`;
 
 /** Parses the client's arguments. */
 export function parseClientArgs(argv: string[]): ClientArgs | CliExit {
@@ -39,6 +53,8 @@ export function parseClientArgs(argv: string[]): ClientArgs | CliExit {
       strict: true,
       options: {
         "download-dir": { type: "string" },
+        "no-bell": { type: "boolean" },
+        "reconnect-for": { type: "string" },
         help: { type: "boolean", short: "h" },
         version: { type: "boolean" },
       },
@@ -53,5 +69,16 @@ export function parseClientArgs(argv: string[]): ClientArgs | CliExit {
   const udpPort = parsePort(udpPortText);
   if (udpPort === undefined) return usageExit(CLIENT_USAGE, `Invalid UDP port: ${udpPortText}`);
   if (host.trim() === "") return usageExit(CLIENT_USAGE, "Server address must not be empty");
-  return { serverHost: host, serverPort, udpPort, downloadDir: values["download-dir"] ?? "." };
+  const reconnectFor = parseSeconds(values["reconnect-for"], 120);
+  if (reconnectFor === undefined) {
+    return usageExit(CLIENT_USAGE, `Invalid --reconnect-for: ${values["reconnect-for"]}`);
+  }
+  return {
+    serverHost: host,
+    serverPort,
+    udpPort,
+    downloadDir: values["download-dir"] ?? ".",
+    noBell: values["no-bell"] ?? false,
+    reconnectForMs: reconnectFor * 1000,
+  };
 }

@@ -1,16 +1,23 @@
 /**
  * The client's peer-to-peer layer: UPD, private messaging and the answers to startprivate
  * requests, on top of the engine in lib/p2p. It plugs into the command loop as an extension.
+ *
+ * A private message is shown exactly once: each carries an id the sender chose, over UDP and,
+ * when it has to be relayed, as the `ref` of the `message` command; the receiver remembers the
+ * ids it has shown and drops a second copy, whichever path brought the first.
  */
 import type { ClientExtension, ClientSession } from "./app.ts";
 import type { Terminal } from "./terminal.ts";
 import { ProgressDisplay } from "./progress.ts";
-import { type Args, parseArgs } from "../shared/commands.ts";
+import { RecentIds } from "./recent_ids.ts";
+import { type Args, parseArgs, quoteFileName, UNSAFE_FILE_NAME } from "../shared/commands.ts";
+import { hasUnsafeCharacters } from "../shared/display.ts";
 import type { EventFrame } from "../shared/protocol.ts";
 import { CommandError, UsageError } from "../shared/errors.ts";
 import {
   type DatagramSocket,
   describeFailure,
+  newMessageId,
   PeerNode,
   type PeerNodeOptions,
   PeerUnreachableError,
@@ -26,14 +33,43 @@ export interface P2pOptions {
   downloadDir: string;
   /** Engine timers and sizes, for tests. */
   engine?: Omit<PeerNodeOptions, "downloadDir" | "events">;
+  /** What a leading `~` in an UPD file name stands for (default: $HOME, when readable). */
+  home?: string;
+  /** The progress display's clock, for tests (default: Date.now). */
+  now?: () => number;
 }
 
 const ANSWER = /^(y|yes|n|no)$/i;
 
+/** How many private message ids a client remembers to recognise second copies. */
+export const REMEMBERED_MESSAGE_IDS = 1000;
+
+/** $HOME if this process may read it. */
+function homeDirectory(): string | undefined {
+  try {
+    return Deno.env.get("HOME") || undefined;
+  } catch {
+    return undefined; // No --allow-env for HOME.
+  }
+}
+
+/** `~` and `~/…` with the home directory put in; other paths as they are. */
+export function expandHome(path: string, home: string | undefined): string {
+  if (path !== "~" && !path.startsWith("~/")) return path;
+  if (home === undefined) {
+    throw new CommandError(`Error. Cannot expand ~ in ${path}: the home directory is not known`);
+  }
+  return home.replace(/\/+$/, "") + path.slice(1);
+}
+
 /** Builds the extension: UPD, private, stopprivate, and y/n answers to startprivate. */
 export function p2pExtension(options: P2pOptions): ClientExtension & { node: PeerNode } {
   const { terminal } = options;
-  const progress = new ProgressDisplay(terminal);
+  const progress = new ProgressDisplay(terminal, options.now ? { now: options.now } : {});
+  /** Private messages shown lately, as `<from> <id>`. */
+  const shown = new RecentIds(REMEMBERED_MESSAGE_IDS);
+  /** Whether message `id` from `from` is news (and remembers it). */
+  const firstCopy = (from: string, id: string) => shown.firstTime(`${from} ${id}`);
   /** Chat tickets by peer name. */
   const chats = new Map<string, Ticket>();
   /** startprivate questions waiting for this user's y/n, oldest first. */
@@ -57,7 +93,9 @@ export function p2pExtension(options: P2pOptions): ClientExtension & { node: Pee
           "error",
         );
       },
-      onPrivateMessage: (m) => terminal.print(`${m.from}(private): ${m.text}`, "private"),
+      onPrivateMessage(m) {
+        if (firstCopy(m.from, m.id)) terminal.print(`${m.from}(private): ${m.text}`, "private");
+      },
       onChatClosed(c) {
         if (chats.get(c.peer)?.id !== c.ticketId) return;
         chats.delete(c.peer);
@@ -67,10 +105,11 @@ export function p2pExtension(options: P2pOptions): ClientExtension & { node: Pee
   });
 
   async function upload(args: Args, session: ClientSession): Promise<void> {
+    const path = expandHome(args.file, "home" in options ? options.home : homeDirectory());
     let info: Deno.FileInfo;
     try {
-      info = await Deno.stat(args.file);
-      const file = await Deno.open(args.file, { read: true });
+      info = await Deno.stat(path);
+      const file = await Deno.open(path, { read: true });
       file.close();
     } catch (error) {
       throw new CommandError(
@@ -80,12 +119,17 @@ export function p2pExtension(options: P2pOptions): ClientExtension & { node: Pee
       );
     }
     if (!info.isFile) throw new CommandError(`Error. ${args.file} is not a file`);
-    const baseName = safeBaseName(args.file);
-    const reply = await session.link.request({ t: "cmd", line: `UPD ${args.user} ${baseName}` });
+    // The server refuses such names too; saying so here spares the round trip.
+    if (hasUnsafeCharacters(args.file)) throw new CommandError(UNSAFE_FILE_NAME);
+    const baseName = safeBaseName(path);
+    const reply = await session.link.request({
+      t: "cmd",
+      line: `UPD ${args.user} ${quoteFileName(baseName)}`,
+    });
     if (!reply.ok) return session.show(reply);
     const ticket = reply.data?.ticket;
     if (!ticket) throw new CommandError("Error. The server sent no ticket for the transfer.");
-    const transfer = node.sendFile(ticket, args.file).then(
+    const transfer = node.sendFile(ticket, path).then(
       () => {
         progress.finish(ticket.id);
         terminal.print(`${args.file} has been uploaded`, "notice");
@@ -105,19 +149,33 @@ export function p2pExtension(options: P2pOptions): ClientExtension & { node: Pee
   async function sendPrivate(args: Args, session: ClientSession): Promise<void> {
     const ticket = chats.get(args.user);
     if (!ticket) throw new CommandError(`Error. Private messaging to ${args.user} not enabled`);
+    const id = newMessageId();
+    // On a terminal the user's own message is echoed, so the conversation reads in order.
+    const echo = () => {
+      if (terminal.interactive) terminal.print(`→ ${args.user}(private): ${args.text}`, "own");
+    };
     try {
-      await node.sendPrivate(ticket.id, args.text);
+      await node.sendPrivate(ticket.id, args.text, { id });
     } catch (error) {
+      if (error instanceof RangeError) {
+        // The command table's 1,000 characters always fit; this guards the engine's own limit.
+        throw new CommandError(`Error. The private message is too long to send: ${error.message}`);
+      }
       if (!(error instanceof PeerUnreachableError)) throw error;
+      // The same id goes with the relayed copy, so a late direct copy is not shown again.
       const reply = await session.link.request({
         t: "cmd",
         line: `message ${args.user} ${args.text}`,
+        ref: id,
       });
       if (!reply.ok) return session.show(reply);
+      echo();
       terminal.print(
         `${args.user} could not be reached directly; the message was delivered through the server instead.`,
       );
+      return;
     }
+    echo();
   }
 
   async function stopPrivate(line: string, session: ClientSession): Promise<void> {
@@ -163,6 +221,11 @@ export function p2pExtension(options: P2pOptions): ClientExtension & { node: Pee
     },
     event(event: EventFrame) {
       switch (event.kind) {
+        case "message": {
+          // A relayed private message whose direct copy was shown already is not shown again.
+          const { from, ref } = event.data;
+          return ref !== undefined && !firstCopy(from, ref);
+        }
         case "ask":
           asks.push({ ask: event.data.ask, from: event.data.from });
           return false;
@@ -175,7 +238,11 @@ export function p2pExtension(options: P2pOptions): ClientExtension & { node: Pee
             return true;
           }
           if (ticket.kind === "chat") chats.set(ticket.peer, ticket);
-          else terminal.print(`Receiving ${ticket.fileName ?? "a file"} from ${ticket.peer}...`);
+          else {
+            // The same safe name as the engine reports when the file is in.
+            const name = safeBaseName(ticket.fileName ?? "file");
+            terminal.print(`Receiving ${name} from ${ticket.peer}...`);
+          }
           return false;
         }
         case "private-stop": {

@@ -1,6 +1,7 @@
 /**
  * A private chat session: messages with sequence numbers, acknowledged and retried, delivered
- * once each however often they arrive; CLOSE tells the peer the session ended.
+ * once each however often they arrive; CLOSE tells the peer the session ended. A message longer
+ * than one datagram holds travels in up to {@linkcode MAX_MSG_PARTS} parts and is shown whole.
  *
  * @module
  */
@@ -9,10 +10,43 @@ import type { TimerHandle } from "./clock.ts";
 import { PeerUnreachableError } from "./errors.ts";
 import { type ChatCloseReason, type NodeContext, Session } from "./session.ts";
 import type { Ticket } from "./ticket.ts";
-import { type Message, OVERHEAD_BYTES, PacketType } from "./wire.ts";
+import { MAX_MSG_PARTS, MAX_MSG_TEXT_BYTES, type Message, PacketType } from "./wire.ts";
 
-/** Largest private message, in UTF-8 bytes, so a MSG fits a 1,200-byte datagram. */
-export const MAX_PRIVATE_TEXT_BYTES = 1200 - OVERHEAD_BYTES - 4;
+/**
+ * Largest private message, in UTF-8 bytes. It is split into MSG datagrams of at most
+ * {@linkcode MAX_MSG_TEXT_BYTES} on character boundaries (which waste at most 3 bytes each), so
+ * any text this long fits {@linkcode MAX_MSG_PARTS} of them: 4,572 bytes, enough for 1,000
+ * characters of any kind.
+ */
+export const MAX_PRIVATE_TEXT_BYTES = MAX_MSG_PARTS * (MAX_MSG_TEXT_BYTES - 3);
+
+/** How many partly received messages a session keeps; the oldest is dropped beyond that. */
+const MAX_PARTIAL_MESSAGES = 16;
+
+const ID_PATTERN = /^[0-9a-f]{16}$/;
+const ENCODER = new TextEncoder();
+const DECODER = new TextDecoder();
+
+/** A fresh message id: 64 random bits as 16 lowercase hex characters. */
+export function newMessageId(): string {
+  return Array.from(crypto.getRandomValues(new Uint8Array(8)))
+    .map((b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+/** Splits `text` into pieces of at most `max` UTF-8 bytes, never inside a character. */
+export function splitUtf8(text: string, max: number): string[] {
+  if (max < 4) throw new RangeError(`Cannot split text into pieces of ${max} bytes: at least 4`);
+  const bytes = ENCODER.encode(text);
+  const pieces: string[] = [];
+  let start = 0;
+  do {
+    let end = Math.min(start + max, bytes.length);
+    while (end < bytes.length && ((bytes[end] ?? 0) & 0xc0) === 0x80) end--;
+    pieces.push(DECODER.decode(bytes.subarray(start, end)));
+    start = end;
+  } while (start < bytes.length);
+  return pieces;
+}
 
 interface Pending {
   message: Message;
@@ -33,6 +67,8 @@ export class ChatSession extends Session {
   #deliveredAbove = new Set<number>();
   #open = true;
   #lingerTimer: TimerHandle | undefined;
+  /** Messages some of whose parts arrived, by id, oldest first. */
+  #partial = new Map<string, Array<string | undefined>>();
 
   /** Opens the session for `ticket`. */
   constructor(ticket: Ticket, context: NodeContext) {
@@ -44,12 +80,17 @@ export class ChatSession extends Session {
     return this.#open;
   }
 
-  /** Sends `text`; resolves once acknowledged, rejects with PeerUnreachableError on giving up. */
-  sendText(text: string): Promise<void> {
-    if (!this.#open) {
-      return Promise.reject(new PeerUnreachableError(this.ticket.peer, this.ticket.id));
+  /**
+   * Sends `text` as message `id` (16 lowercase hex characters), in as many parts as it needs;
+   * resolves once every part is acknowledged, rejects with PeerUnreachableError on giving up.
+   */
+  sendText(text: string, id: string): Promise<void> {
+    if (!ID_PATTERN.test(id)) {
+      return Promise.reject(
+        new TypeError(`Cannot send a private message with id "${id}": expected 16 hex digits`),
+      );
     }
-    const bytes = new TextEncoder().encode(text).length;
+    const bytes = ENCODER.encode(text).length;
     if (bytes > MAX_PRIVATE_TEXT_BYTES) {
       return Promise.reject(
         new RangeError(
@@ -57,7 +98,17 @@ export class ChatSession extends Session {
         ),
       );
     }
-    return this.#reliable({ type: PacketType.MSG, seq: this.#nextSeq++, text }, false);
+    if (!this.#open) {
+      return Promise.reject(new PeerUnreachableError(this.ticket.peer, this.ticket.id));
+    }
+    const pieces = splitUtf8(text, MAX_MSG_TEXT_BYTES);
+    const parts = pieces.length;
+    return Promise.all(pieces.map((piece, part) =>
+      this.#reliable(
+        { type: PacketType.MSG, seq: this.#nextSeq++, id, part, parts, text: piece },
+        false,
+      )
+    )).then(() => {});
   }
 
   /** Ends the session; with `notifyPeer`, waits (briefly) for the peer to acknowledge CLOSE. */
@@ -88,10 +139,13 @@ export class ChatSession extends Session {
       case PacketType.MSG:
         void this.sendMessage({ type: PacketType.MSG_ACK, seq: message.seq });
         if (this.#open && this.#firstTime(message.seq)) {
+          const text = this.#assemble(message.id, message.part, message.parts, message.text);
+          if (text === undefined) break;
           this.context.emit("onPrivateMessage", {
             ticketId: this.ticket.id,
             from: this.ticket.peer,
-            text: message.text,
+            id: message.id,
+            text,
           });
         }
         break;
@@ -124,6 +178,25 @@ export class ChatSession extends Session {
       default:
         break;
     }
+  }
+
+  /** Keeps a part of message `id`; returns the whole text once its last part is in. */
+  #assemble(id: string, part: number, parts: number, text: string): string | undefined {
+    if (parts === 1) return text;
+    let pieces = this.#partial.get(id);
+    if (pieces === undefined) {
+      if (this.#partial.size >= MAX_PARTIAL_MESSAGES) {
+        this.#partial.delete(this.#partial.keys().next().value!);
+      }
+      pieces = new Array<string | undefined>(parts).fill(undefined);
+      this.#partial.set(id, pieces);
+    }
+    // A part that disagrees on the count is not of this message.
+    if (pieces.length !== parts) return undefined;
+    pieces[part] = text;
+    if (pieces.includes(undefined)) return undefined;
+    this.#partial.delete(id);
+    return pieces.join("");
   }
 
   #firstTime(seq: number): boolean {

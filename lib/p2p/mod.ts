@@ -43,6 +43,12 @@ export type {
 } from "./session.ts";
 export { DEFAULT_SETTINGS } from "./session.ts";
 export type { TransferResult } from "./file_sender.ts";
-export { MAX_PRIVATE_TEXT_BYTES } from "./chat_session.ts";
+export { MAX_PRIVATE_TEXT_BYTES, newMessageId } from "./chat_session.ts";
 export { PeerNode } from "./peer_node.ts";
-export type { CloseChatOptions, NodeStats, PeerNodeOptions, SendFileOptions } from "./peer_node.ts";
+export type {
+  CloseChatOptions,
+  NodeStats,
+  PeerNodeOptions,
+  SendFileOptions,
+  SendPrivateOptions,
+} from "./peer_node.ts";

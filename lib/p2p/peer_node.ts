@@ -15,7 +15,7 @@
  * @module
  */
 
-import { ChatSession } from "./chat_session.ts";
+import { ChatSession, newMessageId } from "./chat_session.ts";
 import { type Clock, SYSTEM_CLOCK } from "./clock.ts";
 import { FileReceiver } from "./file_receiver.ts";
 import { FileSender, type TransferResult } from "./file_sender.ts";
@@ -48,6 +48,15 @@ export interface PeerNodeOptions extends Partial<EngineSettings> {
 export interface SendFileOptions {
   /** Cancels the transfer; the promise rejects with reason "aborted" and the receiver is told. */
   signal?: AbortSignal;
+}
+
+/** Options of {@linkcode PeerNode.sendPrivate}. */
+export interface SendPrivateOptions {
+  /**
+   * The message's id, 16 lowercase hex characters (default: 64 fresh random bits). The peer's
+   * `onPrivateMessage` carries it, so a copy relayed some other way can be recognised.
+   */
+  id?: string;
 }
 
 /** Options of {@linkcode PeerNode.closeChat}. */
@@ -175,18 +184,20 @@ export class PeerNode {
   }
 
   /**
-   * Sends a private message on chat `ticketId`. Resolves once the peer acknowledged it;
-   * rejects with `PeerUnreachableError` after retrying for `messageGiveUpMs` (relay it through the
-   * server then), and with `RangeError` for a text over {@linkcode MAX_PRIVATE_TEXT_BYTES}.
+   * Sends a private message on chat `ticketId`, split into several datagrams if it needs them
+   * (the peer sees it once, whole). Resolves once the peer acknowledged all of it; rejects with
+   * `PeerUnreachableError` after retrying for `messageGiveUpMs` (relay it through the server
+   * then, with the same id), with `RangeError` for a text over
+   * {@linkcode MAX_PRIVATE_TEXT_BYTES} and with `TypeError` for a malformed id.
    */
-  sendPrivate(ticketId: string, text: string): Promise<void> {
+  sendPrivate(ticketId: string, text: string, options: SendPrivateOptions = {}): Promise<void> {
     const session = this.#sessions.get(ticketId);
     if (!(session instanceof ChatSession)) {
       return Promise.reject(
         new TypeError(`Cannot send on private session ${ticketId}: no such session`),
       );
     }
-    return session.sendText(text);
+    return session.sendText(text, options.id ?? newMessageId());
   }
 
   /** True while chat `ticketId` is open. */

@@ -8,13 +8,17 @@
 /** Longest base name kept, in UTF-16 code units, leaving room for a suffix. */
 export const MAX_BASE_NAME_LENGTH = 200;
 
-// Control characters, and characters that are path separators or reserved on some systems.
-// deno-lint-ignore no-control-regex
-const UNSAFE_CHARACTERS = /[\u0000-\u001f\u007f-\u009f<>:"|?*\u2028\u2029]/g;
+// Control characters, characters that are path separators or reserved on some systems, and
+// invisible formatting characters (bidi controls, zero-width characters, the BOM) that would make
+// a name show as something else (`vader_\u202etxt.exe` shows as `vader_exe.txt`). The last set is
+// the one lib/shared/display.ts makes visible; this package imports nothing, so it is repeated.
+const UNSAFE_CHARACTERS =
+  // deno-lint-ignore no-control-regex
+  /[\u0000-\u001f\u007f-\u009f<>:"|?*\u061c\u115f\u1160\u17b4\u17b5\u180e\u200b-\u200f\u202a-\u202e\u2028\u2029\u2060-\u206f\u3164\ufeff\uffa0\ufff9-\ufffb]/g;
 
 /**
  * Reduces a name that came off the network to a safe base name: directories (`/` and `\`) are
- * stripped, control and reserved characters become `_`, leading dots and surrounding spaces are
+ * stripped, control, reserved and invisible formatting characters become `_`, leading dots and surrounding spaces are
  * dropped (so no hidden files, no `.` or `..`), and an empty result becomes `file`.
  */
 export function safeBaseName(name: string): string {

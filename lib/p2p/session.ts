@@ -54,10 +54,12 @@ export interface TransferFailed {
   detail?: string;
 }
 
-/** A private message that arrived (once, however often it was sent). */
+/** A private message that arrived (once, however often it was sent), whole. */
 export interface PrivateMessage {
   ticketId: string;
   from: string;
+  /** The sender's id for the message (16 lowercase hex characters), as given to sendPrivate. */
+  id: string;
   text: string;
 }
 

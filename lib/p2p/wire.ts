@@ -14,8 +14,8 @@ import { TRANSFER_FAILURE_REASONS, type TransferFailureReason } from "./errors.t
 
 /** First byte of every datagram ("T" for TOOM). */
 export const MAGIC = 0x54;
-/** Format version; datagrams of another version are dropped. */
-export const VERSION = 1;
+/** Format version; datagrams of another version are dropped. 2: MSG carries a message id. */
+export const VERSION = 2;
 /** Bytes before the body. */
 export const HEADER_BYTES = 24;
 /** Bytes of the truncated HMAC-SHA256 tag at the end. */
@@ -30,6 +30,12 @@ export const MAX_NAME_BYTES = 255;
 export const MAX_DETAIL_BYTES = 200;
 /** Largest ACK bitmap in bytes (8 chunks per byte), so an ACK fits a 1,200-byte datagram. */
 export const MAX_ACK_BITMAP_BYTES = 1024;
+/** Bytes of a MSG body before its text: sequence, message id, part and part count. */
+export const MSG_HEADER_BYTES = 14;
+/** Largest text in one MSG, in UTF-8 bytes, so a MSG fits a 1,200-byte datagram. */
+export const MAX_MSG_TEXT_BYTES = 1200 - OVERHEAD_BYTES - MSG_HEADER_BYTES;
+/** Most MSG datagrams one private message is split into. */
+export const MAX_MSG_PARTS = 4;
 
 /** Datagram types. Direction says which side may send each (see docs/P2P.md). */
 export const PacketType = {
@@ -72,7 +78,16 @@ export type Message =
   | { type: typeof PacketType.FIN; sha256: Uint8Array }
   | { type: typeof PacketType.DONE }
   | { type: typeof PacketType.ABORT; reason: TransferFailureReason; detail: string }
-  | { type: typeof PacketType.MSG; seq: number; text: string }
+  | {
+    type: typeof PacketType.MSG;
+    seq: number;
+    /** The sender's id for the whole message (16 lowercase hex characters). */
+    id: string;
+    /** Which part of the message this is (0-based), of `parts`. */
+    part: number;
+    parts: number;
+    text: string;
+  }
   | { type: typeof PacketType.MSG_ACK; seq: number }
   | { type: typeof PacketType.CLOSE; seq: number; reason: CloseReason };
 
@@ -98,8 +113,13 @@ export function importKey(base64Key: string): KeyObject {
 
 /** Turns a 32-hex-character ticket id into its 16 bytes. */
 export function ticketIdBytes(id: string): Uint8Array {
-  const out = new Uint8Array(16);
-  for (let i = 0; i < 16; i++) out[i] = parseInt(id.slice(i * 2, i * 2 + 2), 16);
+  return hexBytes(id, 16);
+}
+
+/** Turns `2 × length` hex characters into `length` bytes. */
+function hexBytes(hex: string, length: number): Uint8Array {
+  const out = new Uint8Array(length);
+  for (let i = 0; i < length; i++) out[i] = parseInt(hex.slice(i * 2, i * 2 + 2), 16);
   return out;
 }
 
@@ -208,9 +228,12 @@ export function encodePacket(
     }
     case PacketType.MSG: {
       const text = ENCODER.encode(message.text);
-      body = new Uint8Array(4 + text.length);
+      body = new Uint8Array(MSG_HEADER_BYTES + text.length);
       view(body).setUint32(0, message.seq);
-      body.set(text, 4);
+      body.set(hexBytes(message.id, 8), 4);
+      body[12] = message.part;
+      body[13] = message.parts;
+      body.set(text, MSG_HEADER_BYTES);
       break;
     }
     case PacketType.MSG_ACK:
@@ -282,9 +305,17 @@ export function decodeBody(type: number, packet: Uint8Array): Message | null {
         if (reason === undefined || body.length > 1 + MAX_DETAIL_BYTES) return null;
         return { type, reason, detail: DECODER.decode(body.subarray(1)) };
       }
-      case PacketType.MSG:
-        if (body.length < 4) return null;
-        return { type, seq: v.getUint32(0), text: DECODER.decode(body.subarray(4)) };
+      case PacketType.MSG: {
+        if (body.length < MSG_HEADER_BYTES) return null;
+        if (body.length > MSG_HEADER_BYTES + MAX_MSG_TEXT_BYTES) return null;
+        const part = body[12]!;
+        const parts = body[13]!;
+        if (parts < 1 || parts > MAX_MSG_PARTS || part >= parts) return null;
+        let id = "";
+        for (let i = 4; i < 12; i++) id += HEX[body[i]!];
+        const text = DECODER.decode(body.subarray(MSG_HEADER_BYTES));
+        return { type, seq: v.getUint32(0), id, part, parts, text };
+      }
       case PacketType.MSG_ACK:
         if (body.length !== 4) return null;
         return { type, seq: v.getUint32(0) };

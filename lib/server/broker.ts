@@ -5,6 +5,8 @@
  * fresh key); the data itself never passes through the server.
  */
 import { issueTickets, safeBaseName } from "../p2p/mod.ts";
+import { UNSAFE_FILE_NAME } from "../shared/commands.ts";
+import { hasUnsafeCharacters } from "../shared/display.ts";
 import { CommandError } from "../shared/errors.ts";
 import type { Logger } from "../shared/logger.ts";
 import type { Relations } from "./relations.ts";
@@ -41,8 +43,13 @@ export class Broker {
     readonly logger: Logger,
   ) {}
 
-  /** `UPD <user> <filename>`: tickets for a direct file transfer (the client checked the file). */
+  /**
+   * `UPD <user> <filename>`: tickets for a direct file transfer (the client checked the file). A
+   * name that would show differently from what it is (controls, escapes, bidi or zero-width
+   * characters) is refused before anything else.
+   */
   async upload(from: Session, to: string, file: string, notify: Notify): Promise<Answer> {
+    if (hasUnsafeCharacters(file)) throw new CommandError(UNSAFE_FILE_NAME);
     const target = await this.#reachable(
       from.user,
       to,

@@ -12,16 +12,18 @@ import { FrameDecoder, FrameError } from "../shared/framing.ts";
 import {
   type ClientFrame,
   decodeClientFrame,
+  DEFAULT_FRAME_LIMITS,
+  type FrameLimits,
   PROTOCOL_VERSION,
   ProtocolError,
   type ReplyData,
 } from "../shared/protocol.ts";
+import { TokenBucket } from "../shared/token_bucket.ts";
 import type { Connection } from "../shared/transport.ts";
 import { ASK_TIMEOUT_MS } from "./broker.ts";
 import type { CommandContext, HandlerResult } from "./handlers/context.ts";
 import { HANDLERS } from "./handlers/mod.ts";
 import type { Login } from "./login.ts";
-import { TokenBucket } from "./rate_limit.ts";
 import { type Answer, type Delivery, type Notify, Outbox, refusal } from "./replies.ts";
 import type { EndReason } from "./roster.ts";
 import { Session } from "./session.ts";
@@ -90,6 +92,14 @@ export class ChatServer {
     ({ state: this.state, login: this.login } = buildState(config));
   }
 
+  /** Every session's frame budget, as `hello` announces it. */
+  get #limits(): FrameLimits {
+    return {
+      burst: this.config.commandBurst ?? DEFAULT_FRAME_LIMITS.burst,
+      perSecond: this.config.commandsPerSecond ?? DEFAULT_FRAME_LIMITS.perSecond,
+    };
+  }
+
   /** The clock everything reads. */
   get clock(): Clock {
     return this.config.clock;
@@ -125,11 +135,7 @@ export class ChatServer {
     const now = this.clock.now();
     const session = new Session(this.#nextSessionId++, conn, {
       now,
-      limiter: new TokenBucket(
-        this.config.commandBurst ?? 100,
-        this.config.commandsPerSecond ?? 50,
-        now,
-      ),
+      limiter: new TokenBucket(this.#limits.burst, this.#limits.perSecond, now),
       ...(this.config.sendQueueBytes ? { sendQueueBytes: this.config.sendQueueBytes } : {}),
       onOverflow: (s) => this.#drop(s, "Send queue exceeded"),
     });
@@ -234,7 +240,8 @@ export class ChatServer {
       session.end();
     } else if (session.stage === "hello") {
       session.stage = "username";
-      session.send({ t: "hello", v: PROTOCOL_VERSION, server: SERVER_AGENT });
+      // The frame budget is announced so that a client can pace itself inside it.
+      session.send({ t: "hello", v: PROTOCOL_VERSION, server: SERVER_AGENT, limits: this.#limits });
     }
   }
 
@@ -289,6 +296,7 @@ export class ChatServer {
       user: session.user,
       now: this.clock.now(),
       notify: outbox.notify,
+      ...(frame.ref !== undefined ? { ref: frame.ref } : {}),
     };
     let result: HandlerResult;
     try {

@@ -1,10 +1,11 @@
 /** Direct messages waiting for recipients who are offline, oldest first, bounded per user. */
 import { CommandError } from "../shared/errors.ts";
 
-/** One waiting message: its display line and its sender. */
+/** One waiting message: its display line, its sender and the sender's id for it (if any). */
 export interface StoredMessage {
   from: string;
   line: string;
+  ref?: string;
 }
 
 /** Per-recipient queues of offline messages. */

@@ -103,8 +103,8 @@ export class Roster {
     await userLog.add({ username: user, loginTime: now, ip: session.remote.hostname, udpPort });
     logger.info(`${user} logged in`);
     this.#presence(user, "logged in", notify);
-    for (const message of mailbox.take(user)) {
-      notify(user, { kind: "message", lines: [message.line], data: { from: message.from } });
+    for (const { from, line, ref } of mailbox.take(user)) {
+      notify(user, { kind: "message", lines: [line], data: ref ? { from, ref } : { from } });
     }
     return { ok: true, lines: ["Welcome to TOOM!"], data: { user } };
   }

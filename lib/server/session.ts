@@ -4,8 +4,8 @@
  */
 import { encodeFrame, type ServerFrame } from "../shared/protocol.ts";
 import { encodeFrameText } from "../shared/framing.ts";
+import type { TokenBucket } from "../shared/token_bucket.ts";
 import type { Address, Connection } from "../shared/transport.ts";
-import type { TokenBucket } from "./rate_limit.ts";
 
 /** How far a session has got. */
 export type Stage = "hello" | "username" | "password" | "register" | "active" | "closed";

@@ -36,6 +36,10 @@ export interface Args {
 /** Longest message text, in characters. */
 export const MAX_TEXT_CHARS = 1000;
 
+/** The refusal of a file name that would not show as what it is (see lib/shared/display.ts). */
+export const UNSAFE_FILE_NAME =
+  "Error. File names cannot contain control or invisible formatting characters.";
+
 /** The command table. */
 export const COMMANDS: readonly CommandSpec[] = [
   {
@@ -271,9 +275,15 @@ export function parseArgs(spec: CommandSpec, rest: string): Args {
       case "user":
         args.user = take(1).normalize("NFC");
         break;
-      case "file":
-        args.file = take(1);
+      case "file": {
+        remaining = remaining.replace(/^ +/, "");
+        if (remaining === "") throw usage();
+        const read = readFileToken(remaining);
+        if (typeof read === "string") throw usage(read);
+        args.file = read.token;
+        remaining = read.rest;
         break;
+      }
       case "text": {
         const problem = textProblem(remaining);
         if (problem) throw usage(problem);
@@ -285,6 +295,62 @@ export function parseArgs(spec: CommandSpec, rest: string): Args {
   }
   if (remaining.trim() !== "") throw usage();
   return args;
+}
+
+/** Characters a backslash escapes in a plain file name (and `"` and `\` inside "…"). */
+const ESCAPABLE = new Set([" ", '"', "'", "\\"]);
+
+/**
+ * Reads a file name at the start of `text`: `"…"` (where `\"` and `\\` stand for `"` and `\`),
+ * `'…'` (taken literally), or a plain token up to the next space, in which a backslash before a
+ * space, a quote or a backslash stands for that character (any other backslash is kept). Returns
+ * the name and the text after the space that ends it, or why it cannot be read.
+ */
+function readFileToken(text: string): { token: string; rest: string } | string {
+  const chars = [...text];
+  let token = "";
+  let i = 0;
+  const quote = chars[0];
+  if (quote === '"' || quote === "'") {
+    for (i = 1;; i++) {
+      const char = chars[i];
+      if (char === undefined) return "File name has an unclosed quote";
+      if (char === quote) break;
+      const next = chars[i + 1];
+      if (quote === '"' && char === "\\" && (next === '"' || next === "\\")) {
+        token += next;
+        i++;
+      } else {
+        token += char;
+      }
+    }
+    i++;
+    if (chars[i] !== undefined && chars[i] !== " ") {
+      return "File name must end at its closing quote";
+    }
+  } else {
+    for (; i < chars.length && chars[i] !== " "; i++) {
+      const char = chars[i]!;
+      const next = chars[i + 1];
+      if (char === "\\" && next !== undefined && ESCAPABLE.has(next)) {
+        token += next;
+        i++;
+      } else {
+        token += char;
+      }
+    }
+  }
+  if (token === "") return "File name must not be empty";
+  return { token, rest: chars.slice(i + 1).join("") };
+}
+
+/**
+ * Writes `name` as one file-name argument that `parseArgs` reads back as `name`: as it is when
+ * it holds no space, quote or backslash, otherwise in double quotes.
+ */
+export function quoteFileName(name: string): string {
+  if (name !== "" && !/[ "'\\]/.test(name)) return name;
+  return `"${name.replace(/["\\]/g, "\\$&")}"`;
 }
 
 /** The help text: every command with its syntax and what it does. */

@@ -11,12 +11,30 @@ import { parseTicket, type Ticket } from "../p2p/mod.ts";
 /** The protocol version both sides announce in `hello`. */
 export const PROTOCOL_VERSION = 1;
 
+/**
+ * A connection's frame budget: `burst` frames at once, refilled at `perSecond`. The server refuses
+ * frames over it and announces it in `hello`; a client paces what it sends to stay inside it.
+ */
+export interface FrameLimits {
+  burst: number;
+  perSecond: number;
+}
+
+/** The budget a server has by default, and a client assumes when `hello` announces none. */
+export const DEFAULT_FRAME_LIMITS: Readonly<FrameLimits> = { burst: 100, perSecond: 50 };
+
 /** Frames a client sends. */
 export type ClientFrame =
   | { t: "hello"; v: number; agent?: string }
   | { t: "user"; id: number; name: string }
   | { t: "pass"; id: number; password: string; udpPort: number }
-  | { t: "cmd"; id: number; line: string }
+  | {
+    t: "cmd";
+    id: number;
+    line: string;
+    /** The client's id for what the line sends (a private message relayed as `message`). */
+    ref?: string;
+  }
   | { t: "passwd"; id: number; old: string; new: string }
   | { t: "answer"; id: number; ask: number; yes: boolean }
   | { t: "ping" };
@@ -43,7 +61,13 @@ export type Presence = "logged in" | "logged out";
  */
 export type ServerEvent =
   | { kind: "presence"; lines: string[]; data: { user: string; what: Presence } }
-  | { kind: "message" | "broadcast"; lines: string[]; data: { from: string } }
+  | {
+    kind: "message";
+    lines: string[];
+    /** `ref`: the sender's `ref` of the `cmd` that sent it, when it had one. */
+    data: { from: string; ref?: string };
+  }
+  | { kind: "broadcast"; lines: string[]; data: { from: string } }
   | { kind: "notice"; lines: string[]; data?: { peer: string } }
   | { kind: "logout"; lines: string[]; data: { reason: "replaced" | "timeout" } }
   | { kind: "ask"; lines: string[]; data: { ask: number; from: string } }
@@ -70,7 +94,7 @@ export interface ReplyData {
 
 /** Frames the server sends. */
 export type ServerFrame =
-  | { t: "hello"; v: number; server: string }
+  | { t: "hello"; v: number; server: string; limits?: FrameLimits }
   | {
     t: "reply";
     id: number;
@@ -100,7 +124,10 @@ export function encodeFrame(frame: ClientFrame | ServerFrame): string {
   return JSON.stringify(frame);
 }
 
-/** A field's expected form: a JSON type, a list of allowed strings, or a peer-to-peer ticket. */
+/**
+ * A field's expected form: a JSON type, a list of allowed strings, a peer-to-peer ticket, or a
+ * frame budget (an object of two positive numbers).
+ */
 type Field =
   | "string"
   | "number"
@@ -109,6 +136,9 @@ type Field =
   | "object"
   | "true"
   | "ticket"
+  | "limits"
+  /** 1–64 letters, digits, `-` or `_`: a client's id for what a `cmd` sends. */
+  | "ref"
   | readonly string[];
 type Shape = Record<string, Field>;
 
@@ -116,14 +146,14 @@ const CLIENT_SHAPES: Record<ClientFrame["t"], { required: Shape; optional?: Shap
   hello: { required: { v: "number" }, optional: { agent: "string" } },
   user: { required: { id: "number", name: "string" } },
   pass: { required: { id: "number", password: "string", udpPort: "number" } },
-  cmd: { required: { id: "number", line: "string" } },
+  cmd: { required: { id: "number", line: "string" }, optional: { ref: "ref" } },
   passwd: { required: { id: "number", old: "string", new: "string" } },
   answer: { required: { id: "number", ask: "number", yes: "boolean" } },
   ping: { required: {} },
 };
 
 const SERVER_SHAPES: Record<ServerFrame["t"], { required: Shape; optional?: Shape }> = {
-  hello: { required: { v: "number", server: "string" } },
+  hello: { required: { v: "number", server: "string" }, optional: { limits: "limits" } },
   reply: {
     required: { id: "number", ok: "boolean", lines: "lines" },
     optional: { code: "string", more: "true", data: "object" },
@@ -132,6 +162,8 @@ const SERVER_SHAPES: Record<ServerFrame["t"], { required: Shape; optional?: Shap
   pong: { required: {} },
   error: { required: { code: "string", text: "string" } },
 };
+
+const REF = /^[A-Za-z0-9_-]{1,64}$/;
 
 function fits(value: unknown, kind: Field): boolean {
   if (typeof kind !== "string") return typeof value === "string" && kind.includes(value);
@@ -146,8 +178,14 @@ function fits(value: unknown, kind: Field): boolean {
       return value === true;
     case "string":
       return typeof value === "string";
+    case "ref":
+      return typeof value === "string" && REF.test(value);
     case "boolean":
       return typeof value === "boolean";
+    case "limits":
+      return typeof value === "object" && value !== null &&
+        isPositive((value as Record<string, unknown>).burst) &&
+        isPositive((value as Record<string, unknown>).perSecond);
     case "ticket":
       try {
         parseTicket(value);
@@ -158,10 +196,14 @@ function fits(value: unknown, kind: Field): boolean {
   }
 }
 
+function isPositive(value: unknown): boolean {
+  return typeof value === "number" && Number.isFinite(value) && value > 0;
+}
+
 /** Each event kind's `data`: the fields it must have (none for a notice), and may have. */
 const EVENT_DATA: Record<EventKind, { required: Shape; optional?: Shape }> = {
   presence: { required: { user: "string", what: ["logged in", "logged out"] } },
-  message: { required: { from: "string" } },
+  message: { required: { from: "string" }, optional: { ref: "ref" } },
   broadcast: { required: { from: "string" } },
   notice: { required: {}, optional: { peer: "string" } },
   logout: { required: { reason: ["replaced", "timeout"] } },

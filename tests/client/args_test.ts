@@ -20,6 +20,8 @@ Deno.test("parseClientArgs() reads the three positionals with the default downlo
     serverPort: 5000,
     udpPort: 6666,
     downloadDir: ".",
+    noBell: false,
+    reconnectForMs: 120_000,
   });
 });
 
@@ -31,12 +33,31 @@ Deno.test("parseClientArgs() reads --download-dir", () => {
   assert.equal(clientArgs(["--download-dir=d", "localhost", "5000", "0"]).downloadDir, "d");
 });
 
+Deno.test("parseClientArgs() reads --no-bell", () => {
+  assert.equal(clientArgs(["localhost", "5000", "0", "--no-bell"]).noBell, true);
+  assert.equal(clientArgs(["localhost", "5000", "0"]).noBell, false);
+});
+
+Deno.test("parseClientArgs() reads --reconnect-for in seconds, 0 meaning never", () => {
+  assert.equal(
+    clientArgs(["localhost", "5000", "0", "--reconnect-for", "30"]).reconnectForMs,
+    30_000,
+  );
+  assert.equal(clientArgs(["localhost", "5000", "0", "--reconnect-for=0"]).reconnectForMs, 0);
+  assert.match(
+    exited(parseClientArgs(["localhost", "5000", "0", "--reconnect-for", "soon"])).stderr!,
+    /Invalid --reconnect-for: soon/,
+  );
+});
+
 Deno.test("parseClientArgs() accepts UDP port 0 and host names", () => {
   assert.deepEqual(clientArgs(["chat.example.com", "65535", "0"]), {
     serverHost: "chat.example.com",
     serverPort: 65535,
     udpPort: 0,
     downloadDir: ".",
+    noBell: false,
+    reconnectForMs: 120_000,
   });
 });
 

@@ -26,6 +26,10 @@ const SAFE_NAMES: [string, string][] = [
   ['a<b>c:d|e?f*g"h', "a_b_c_d_e_f_g_h"],
   ["  spaced  ", "spaced"],
   ["ünïcödé ✨.md", "ünïcödé ✨.md"],
+  ["vader_\u202etxt.exe", "vader__txt.exe"],
+  ["zero\u200bwidth\ufeff.txt", "zero_width_.txt"],
+  ["clear\u001b[2J.txt", "clear_[2J.txt"],
+  ["my notes.txt", "my notes.txt"],
 ];
 
 for (const [input, expected] of SAFE_NAMES) {
@@ -43,6 +47,7 @@ Deno.test("safeBaseName() shortens very long names and keeps the extension", () 
 Deno.test("receivedFileName() prefixes the sender and sanitises both parts", () => {
   assert.equal(receivedFileName("yoda", "notes.txt"), "yoda_notes.txt");
   assert.equal(receivedFileName("../yoda", "../../notes.txt"), "yoda_notes.txt");
+  assert.equal(receivedFileName("ma\u202ellory", "notes.txt"), "ma_llory_notes.txt");
 });
 
 const NUMBERED: [string, number, string][] = [

@@ -5,7 +5,10 @@ import {
   Direction,
   encodePacket,
   importKey,
+  MAX_MSG_PARTS,
+  MAX_MSG_TEXT_BYTES,
   type Message,
+  OVERHEAD_BYTES,
   PacketType,
   parseHeader,
   ReplayWindow,
@@ -35,7 +38,15 @@ const MESSAGES: Message[] = [
   { type: PacketType.FIN, sha256: new Uint8Array(32).fill(9) },
   { type: PacketType.DONE },
   { type: PacketType.ABORT, reason: "disk-error", detail: "No space left on device" },
-  { type: PacketType.MSG, seq: 3, text: "hello there ✨" },
+  {
+    type: PacketType.MSG,
+    seq: 3,
+    id: "00ff10aa7b3c9d0e",
+    part: 0,
+    parts: 1,
+    text: "hello there ✨",
+  },
+  { type: PacketType.MSG, seq: 4, id: "ffffffffffffffff", part: 3, parts: 4, text: "" },
   { type: PacketType.MSG_ACK, seq: 3 },
   { type: PacketType.CLOSE, seq: 4, reason: "peer-stopped" },
 ];
@@ -72,7 +83,7 @@ Deno.test("verifyPacket() rejects a wrong key, any flipped bit and a truncated d
 Deno.test("parseHeader() rejects junk, a wrong magic, a wrong version and unknown types", () => {
   const packet = encodePacket(KEY, { direction: 0, id: ID, packetNumber: 1 }, MESSAGES[1]!);
   assert.equal(parseHeader(new Uint8Array(10)), null);
-  for (const [at, value] of [[0, 0x55], [1, 2], [2, 0], [2, 99], [3, 2]]) {
+  for (const [at, value] of [[0, 0x55], [1, 1], [1, 3], [2, 0], [2, 99], [3, 2]]) {
     const bad = packet.slice();
     bad[at!] = value!;
     assert.equal(parseHeader(bad), null);
@@ -96,6 +107,41 @@ Deno.test("decodeBody() rejects malformed bodies instead of throwing", () => {
     payload: new Uint8Array([0, 0, 0, 1, 0xff, 0xfe]),
   });
   assert.equal(decodeBody(PacketType.MSG, badUtf8), null);
+});
+
+Deno.test("a MSG carrying the most text fits a 1,200-byte datagram", () => {
+  const packet = encodePacket(KEY, { direction: 0, id: ID, packetNumber: 1 }, {
+    type: PacketType.MSG,
+    seq: 1,
+    id: "0000000000000001",
+    part: 0,
+    parts: 1,
+    text: "x".repeat(MAX_MSG_TEXT_BYTES),
+  });
+  assert.equal(packet.length, 1200);
+  assert.equal(OVERHEAD_BYTES + 14 + MAX_MSG_TEXT_BYTES, 1200);
+});
+
+Deno.test("decodeBody() rejects a MSG with a bad part, part count or too much text", () => {
+  const msg = (part: number, parts: number, text = "hi") =>
+    encodePacket(KEY, { direction: 0, id: ID, packetNumber: 1 }, {
+      type: PacketType.MSG,
+      seq: 1,
+      id: "0000000000000001",
+      part,
+      parts,
+      text,
+    });
+  assert.notEqual(decodeBody(PacketType.MSG, msg(MAX_MSG_PARTS - 1, MAX_MSG_PARTS)), null);
+  assert.equal(decodeBody(PacketType.MSG, msg(0, 0)), null);
+  assert.equal(decodeBody(PacketType.MSG, msg(2, 2)), null);
+  assert.equal(decodeBody(PacketType.MSG, msg(0, MAX_MSG_PARTS + 1)), null);
+  assert.equal(decodeBody(PacketType.MSG, msg(0, 1, "x".repeat(MAX_MSG_TEXT_BYTES + 1))), null);
+  const short = encodePacket(KEY, { direction: 0, id: ID, packetNumber: 1 }, {
+    type: PacketType.MSG_ACK,
+    seq: 1,
+  });
+  assert.equal(decodeBody(PacketType.MSG, short), null, "no room for the id");
 });
 
 Deno.test("ReplayWindow accepts each packet number once and refuses stale ones", () => {

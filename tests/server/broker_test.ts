@@ -73,6 +73,45 @@ Deno.test("UPD refuses self, unknown, offline and blocked targets", async () => 
   assert.equal((await yoda!.cmd("UPD hans")).code, "usage");
 });
 
+Deno.test("UPD reads a quoted file name with spaces and hands it on in the ticket", async () => {
+  await using test = await startServer();
+  const [yoda, hans] = await users(test, ["yoda", "hans"]);
+  const reply = await yoda!.cmd('UPD hans "my notes.txt"');
+  assert.equal(parseTicket(reply.data?.ticket).fileName, "my notes.txt");
+  const event = await hans!.waitForEvent((e) => e.kind === "ticket");
+  assert.equal(parseTicket(dataOf(event, "ticket").ticket).fileName, "my notes.txt");
+  assert.ok(test.logger.lines.includes("yoda is sending my notes.txt to hans over UDP."));
+});
+
+Deno.test("UPD refuses a file name with control, escape, bidi or zero-width characters", async () => {
+  await using test = await startServer();
+  const [yoda, hans] = await users(test, ["yoda", "hans"]);
+  const names = [
+    "clear\u001b[2J.txt",
+    '"new\nline.txt"',
+    "vader_\u202etxt.exe",
+    "zero\u200bwidth.txt",
+    "bom\ufeff.txt",
+    "del\u007f.txt",
+  ];
+  for (const name of names) {
+    const reply = await yoda!.cmd(`UPD hans ${name}`);
+    assert.equal(reply.ok, false, name);
+    assert.deepEqual(reply.lines, [
+      "Error. File names cannot contain control or invisible formatting characters.",
+    ]);
+  }
+  // Before any other check: even to oneself or to nobody.
+  for (const user of ["yoda", "darth"]) {
+    assert.deepEqual((await yoda!.cmd(`UPD ${user} a\u202eb`)).lines, [
+      "Error. File names cannot contain control or invisible formatting characters.",
+    ]);
+  }
+  await settle();
+  assert.equal(hans!.events.filter((e) => e.kind === "ticket").length, 0);
+  assert.equal(test.logger.lines.some((line) => line.includes("over UDP")), false);
+});
+
 Deno.test("startprivate asks the target; yes gives both a chat ticket", async () => {
   await using test = await startServer();
   const [yoda, hans] = await users(test, ["yoda", "hans"]);

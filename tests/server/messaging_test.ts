@@ -46,6 +46,32 @@ Deno.test("message to an offline user is queued and delivered at login, oldest f
   ]);
 });
 
+Deno.test("a message's ref reaches the recipient, online or from the offline queue", async () => {
+  await using test = await startServer();
+  const [yoda, hans] = await everyone(test, ["yoda", "hans"]);
+  const ref = "00ff10aa7b3c9d0e";
+  await yoda!.link.request({ t: "cmd", line: "message hans relayed", ref });
+  const online = await hans!.waitFor("yoda: relayed");
+  assert.deepEqual(online.data, { from: "yoda", ref });
+  await yoda!.link.request({ t: "cmd", line: "message vader kept for later", ref: "1" });
+  await yoda!.cmd("message vader no ref");
+  const vader = await loggedIn(test, "vader", "sithlord");
+  await vader.waitFor("yoda: no ref");
+  assert.deepEqual(
+    vader.events.filter((e) => e.kind === "message").map((e) => [e.lines, e.data]),
+    [[["yoda: kept for later"], { from: "yoda", ref: "1" }], [["yoda: no ref"], { from: "yoda" }]],
+  );
+});
+
+Deno.test("a ref on anything but a direct message goes no further", async () => {
+  await using test = await startServer();
+  const [yoda, hans] = await everyone(test, ["yoda", "hans"]);
+  await yoda!.link.request({ t: "cmd", line: "broadcast to all", ref: "abc" });
+  const event = await hans!.waitFor("yoda: to all");
+  assert.deepEqual(event.data, { from: "yoda" });
+  assert.equal((await yoda!.link.request({ t: "cmd", line: "MSG board", ref: "abc" })).ok, true);
+});
+
 Deno.test("message to an unknown user or to oneself is an error", async () => {
   await using test = await startServer();
   const [yoda] = await everyone(test, ["yoda"]);

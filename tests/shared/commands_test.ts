@@ -9,6 +9,7 @@ import {
   helpLines,
   MAX_TEXT_CHARS,
   parseArgs,
+  quoteFileName,
   splitCommand,
   textProblem,
 } from "../../lib/shared/commands.ts";
@@ -286,4 +287,70 @@ Deno.test("COMMAND_PROMPT is the spec's prompt", () => {
     COMMAND_PROMPT,
     "Enter one of the following commands (MSG, DLT, EDT, RDM, ATU, OUT, UPD), or help:",
   );
+});
+
+// UPD's file name: one token, or quoted to hold spaces.
+
+const FILE_NAMES: [string, string][] = [
+  ["notes.txt", "notes.txt"],
+  ['"my notes.txt"', "my notes.txt"],
+  ["'my notes.txt'", "my notes.txt"],
+  [String.raw`my\ notes.txt`, "my notes.txt"],
+  [String.raw`"say \"hi\".txt"`, 'say "hi".txt'],
+  [String.raw`"back\\slash"`, String.raw`back\slash`],
+  [String.raw`"C:\dir\x.txt"`, String.raw`C:\dir\x.txt`],
+  [String.raw`'it\s literal'`, String.raw`it\s literal`],
+  ['"it\'s.txt"', "it's.txt"],
+  ["it's.txt", "it's.txt"],
+  [String.raw`it\'s\ here.txt`, "it's here.txt"],
+  [String.raw`dir\file.txt`, String.raw`dir\file.txt`],
+  ["~/notes.txt", "~/notes.txt"],
+  ['"  spaced  "', "  spaced  "],
+  ["日本語 ", "日本語"],
+  ['"日本 語.txt"', "日本 語.txt"],
+];
+
+for (const [typed, file] of FILE_NAMES) {
+  Deno.test(`parseArgs() reads the UPD file name ${typed} as ${JSON.stringify(file)}`, () => {
+    assert.deepEqual(parseArgs(spec("UPD"), `hans ${typed}`), { ...EMPTY, user: "hans", file });
+    assert.deepEqual(parseArgs(spec("UPD"), `hans  ${typed}`).file, file, "after more spaces");
+  });
+}
+
+const BAD_FILE_NAMES: [string, string?][] = [
+  ["hans"],
+  ["hans   "],
+  ['hans "unclosed.txt', "File name has an unclosed quote"],
+  ["hans 'unclosed.txt", "File name has an unclosed quote"],
+  ['hans "a"b', "File name must end at its closing quote"],
+  ['hans ""', "File name must not be empty"],
+  ['hans "a b" extra'],
+  ["hans a b"],
+];
+
+for (const [rest, detail] of BAD_FILE_NAMES) {
+  Deno.test(`parseArgs() rejects UPD ${rest} with its usage`, () => {
+    assertUsage("UPD", rest, detail);
+  });
+}
+
+Deno.test("quoteFileName() writes a name that parseArgs() reads back as it was", () => {
+  const names = [
+    "notes.txt",
+    "my notes.txt",
+    'say "hi".txt',
+    "it's.txt",
+    String.raw`back\slash`,
+    "trailing\\",
+    '"',
+    " lead",
+    "日本 語.txt",
+    "~/x y",
+  ];
+  for (const name of names) {
+    const quoted = quoteFileName(name);
+    assert.equal(parseArgs(spec("UPD"), `hans ${quoted}`).file, name, quoted);
+  }
+  assert.equal(quoteFileName("notes.txt"), "notes.txt");
+  assert.equal(quoteFileName("my notes.txt"), '"my notes.txt"');
 });

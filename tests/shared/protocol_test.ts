@@ -410,6 +410,43 @@ for (const [text, field] of BAD_SERVER_FIELDS) {
   });
 }
 
+Deno.test("decodeServerFrame() reads the frame budget a server announces in hello", () => {
+  const hello: ServerFrame = {
+    t: "hello",
+    v: 1,
+    server: "s",
+    limits: { burst: 100, perSecond: 50 },
+  };
+  assert.deepEqual(decodeServerFrame(encodeFrame(hello)), hello);
+  assert.deepEqual(
+    decodeServerFrame('{"t":"hello","v":1,"server":"s","limits":{"burst":3,"perSecond":0.5}}'),
+    { t: "hello", v: 1, server: "s", limits: { burst: 3, perSecond: 0.5 } },
+  );
+});
+
+const BAD_LIMITS = [
+  "{}",
+  '{"burst":100}',
+  '{"perSecond":50}',
+  '{"burst":0,"perSecond":50}',
+  '{"burst":100,"perSecond":-1}',
+  '{"burst":"100","perSecond":50}',
+  '{"burst":100,"perSecond":1e999}',
+  "[100,50]",
+  '"100/50"',
+  "null",
+];
+
+for (const limits of BAD_LIMITS) {
+  Deno.test(`decodeServerFrame() rejects hello limits ${limits}`, () => {
+    assertProtocolError(
+      () => decodeServerFrame(`{"t":"hello","v":1,"server":"s","limits":${limits}}`),
+      "malformed",
+      'Frame "hello" has a bad "limits"',
+    );
+  });
+}
+
 Deno.test("decodeClientFrame() rejects server-only frames and vice versa", () => {
   assertProtocolError(() => decodeClientFrame('{"t":"pong"}'), "unknown-frame");
   assertProtocolError(() => decodeServerFrame('{"t":"ping"}'), "unknown-frame");
@@ -443,3 +480,52 @@ Deno.test("ProtocolError has its name, code and message", () => {
   assert.equal(error.name, "ProtocolError");
   assert.equal(error.code, "unknown-frame");
 });
+
+// A cmd's optional `ref` (a client's id for what it sends) and the `ref` a message event carries.
+
+const WITH_REF: [string, ClientFrame | ServerFrame][] = [
+  ['{"t":"cmd","id":3,"line":"message hans hi","ref":"00ff10aa7b3c9d0e"}', {
+    t: "cmd",
+    id: 3,
+    line: "message hans hi",
+    ref: "00ff10aa7b3c9d0e",
+  }],
+  [
+    '{"t":"event","kind":"message","lines":["yoda: hi"],' +
+    '"data":{"from":"yoda","ref":"00ff10aa7b3c9d0e"}}',
+    {
+      t: "event",
+      kind: "message",
+      lines: ["yoda: hi"],
+      data: { from: "yoda", ref: "00ff10aa7b3c9d0e" },
+    },
+  ],
+];
+
+for (const [text, frame] of WITH_REF) {
+  Deno.test(`a ref round-trips: ${text}`, () => {
+    const decode = frame.t === "cmd" ? decodeClientFrame : decodeServerFrame;
+    assert.deepEqual(decode(text), frame);
+    assert.deepEqual(JSON.parse(encodeFrame(frame)), JSON.parse(text));
+  });
+}
+
+const BAD_REFS = ['""', "7", "null", '"has space"', '"x\\u001b[2J"', `"${"a".repeat(65)}"`];
+
+for (const ref of BAD_REFS) {
+  Deno.test(`decodeClientFrame() and decodeServerFrame() reject the ref ${ref}`, () => {
+    assertProtocolError(
+      () => decodeClientFrame(`{"t":"cmd","id":1,"line":"message hans hi","ref":${ref}}`),
+      "malformed",
+      'Frame "cmd" has a bad "ref"',
+    );
+    assertProtocolError(
+      () =>
+        decodeServerFrame(
+          `{"t":"event","kind":"message","lines":[],"data":{"from":"yoda","ref":${ref}}}`,
+        ),
+      "malformed",
+      'Event "message" data has a bad "ref"',
+    );
+  });
+}

@@ -13,6 +13,8 @@ export interface CommandContext {
   readonly now: number;
   /** Queues an event for an online user; the dispatcher delivers it after the reply. */
   readonly notify: Notify;
+  /** The client's id for what the command sends (`ref` of the `cmd` frame), if it gave one. */
+  readonly ref?: string;
 }
 
 /** A successful command's reply: its lines, or lines with data for programs. */

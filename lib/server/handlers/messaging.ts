@@ -3,7 +3,10 @@ import type { Args } from "../../shared/commands.ts";
 import { CommandError } from "../../shared/errors.ts";
 import type { CommandContext } from "./context.ts";
 
-/** `message <user> <message>`: a direct message, stored if the recipient is offline. */
+/**
+ * `message <user> <message>`: a direct message, stored if the recipient is offline. The `cmd`
+ * frame's `ref`, if any, is passed on to the recipient.
+ */
 export async function directMessage(context: CommandContext, args: Args): Promise<string[]> {
   const { state, user } = context;
   const to = args.user;
@@ -12,12 +15,15 @@ export async function directMessage(context: CommandContext, args: Args): Promis
     throw new CommandError("Your message could not be delivered as the recipient has blocked you");
   }
   const line = `${user}: ${args.text}`;
+  // The sender's ref travels with the message so the recipient can recognise a second copy (a
+  // private message relayed here whose direct copy arrives after all).
+  const ref = context.ref === undefined ? {} : { ref: context.ref };
   if (state.roster.online.has(to)) {
-    context.notify(to, { kind: "message", lines: [line], data: { from: user } });
+    context.notify(to, { kind: "message", lines: [line], data: { from: user, ...ref } });
     state.logger.info(`${user} messaged ${to}.`);
     return [`Message sent to ${to}.`];
   }
-  state.mailbox.put(to, { from: user, line });
+  state.mailbox.put(to, { from: user, line, ...ref });
   state.logger.info(`${user} left a message for ${to} (offline).`);
   return [`${to} is offline; the message will be delivered when they log in.`];
 }

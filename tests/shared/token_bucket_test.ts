@@ -1,6 +1,6 @@
-/** The per-session token bucket behind the command rate limit. */
+/** The token bucket behind the frame budget: the server refuses by it, the client paces by it. */
 import assert from "node:assert/strict";
-import { TokenBucket } from "../../lib/server/rate_limit.ts";
+import { TokenBucket } from "../../lib/shared/token_bucket.ts";
 
 Deno.test("TokenBucket allows a full burst at once, then refuses", () => {
   const bucket = new TokenBucket(3, 1, 0);
@@ -22,4 +22,18 @@ Deno.test("TokenBucket never holds more than its burst, however long it waits", 
   bucket.take(3_600_000);
   assert.equal(bucket.tokens, 1);
   assert.deepEqual([bucket.take(3_600_000), bucket.take(3_600_000)], [true, false]);
+});
+
+Deno.test("TokenBucket.waitMs() says how long until the next token, 0 when one is there", () => {
+  const bucket = new TokenBucket(1, 4, 0);
+  assert.equal(bucket.waitMs(0), 0);
+  bucket.take(0);
+  assert.equal(bucket.waitMs(0), 250);
+  assert.equal(bucket.waitMs(100), 150);
+  assert.equal(bucket.waitMs(250), 0);
+  assert.equal(bucket.take(250), true);
+  // A fraction of a millisecond still waits a whole one, so a paced sender never spins.
+  const slow = new TokenBucket(1, 3, 0);
+  slow.take(0);
+  assert.equal(slow.waitMs(0), 334);
 });
