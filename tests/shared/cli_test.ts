@@ -11,7 +11,7 @@ import {
 
 Deno.test("isExit() tells a parse that ends the program from a config", () => {
   assert.equal(isExit({ exit: 0 }), true);
-  assert.equal(isExit({ port: 12000, maxFailures: 3 }), false);
+  assert.equal(isExit({ serverHost: "localhost", downloadDir: "." }), false);
 });
 
 Deno.test("parsePort() reads 0 to 65535 and nothing else", () => {

@@ -10,6 +10,7 @@ import {
   type ServerFrame,
 } from "../../lib/shared/protocol.ts";
 import { issueTickets } from "../../lib/p2p/mod.ts";
+import { memoryAddress } from "../../testing/server_fixture.ts";
 
 /** A real ticket, as the server sends one, with a fixed id and key so test names stay stable. */
 const TICKET = {
@@ -18,8 +19,9 @@ const TICKET = {
     from: "yoda",
     to: "hans",
     fileName: "notes.txt",
-    fromAddress: { hostname: "127.0.0.1", port: 7001 },
-    toAddress: { hostname: "127.0.0.1", port: 7002 },
+    // Addresses only written into the ticket; nothing is bound.
+    fromAddress: memoryAddress("127.0.0.1:7001"),
+    toAddress: memoryAddress("127.0.0.1:7002"),
   })[0],
   id: "0123456789abcdef0123456789abcdef",
   key: btoa("k".repeat(32)),
