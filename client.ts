@@ -3,16 +3,21 @@
  * peers, picks a terminal (line editing on a TTY, plain lines on a pipe) and runs the client.
  */
 import {
+  FileKnownServers,
+  knownServersPath,
   p2pExtension,
   parseClientArgs,
   PlainTerminal,
   runClient,
+  serverDialer,
+  SessionKnownServers,
   TtyTerminal,
 } from "./lib/client/mod.ts";
 import type { TtyDevice } from "./lib/client/tty_terminal.ts";
 import { UdpSocket } from "./lib/p2p/mod.ts";
 import { isExit } from "./lib/shared/cli.ts";
-import { tcpConnection } from "./lib/shared/transport.ts";
+import { type Connection, TransportError } from "./lib/shared/transport.ts";
+import { derFromPem } from "./lib/shared/fingerprint.ts";
 
 const encoder = new TextEncoder();
 
@@ -64,14 +69,52 @@ async function main(): Promise<number> {
     console.error(`Cannot listen on UDP port ${args.udpPort}: ${(error as Error).message}`);
     return 1;
   }
-  let conn: Deno.Conn;
+  let ca: string | undefined;
+  if (args.ca !== undefined) {
+    try {
+      ca = await Deno.readTextFile(args.ca);
+    } catch (error) {
+      console.error(`Cannot read --ca ${args.ca}: ${(error as Error).message}`);
+      udp.close();
+      return 2;
+    }
+    if (!derFromPem(ca)) {
+      console.error(`--ca ${args.ca} holds no PEM certificate`);
+      udp.close();
+      return 2;
+    }
+  }
+  // Pins live in a file when it can be had; otherwise (no HOME, no permission) for this run only.
+  const pinFile = knownServersPath((name) => Deno.env.get(name));
+  const knownServers = new SessionKnownServers(
+    pinFile === undefined ? undefined : new FileKnownServers(pinFile),
+    (message) => console.error(message),
+  );
+  if (pinFile === undefined && !args.noTls) {
+    console.error(
+      "Cannot find the configuration directory (neither XDG_CONFIG_HOME nor HOME is set or " +
+        "readable): server certificates are remembered for this session only.",
+    );
+  }
+  // Every connection, the first and each reconnection, is checked the same way.
+  const connect = serverDialer({
+    hostname: args.serverHost,
+    port: args.serverPort,
+    knownServers,
+    ...(ca !== undefined ? { ca, caName: args.ca! } : {}),
+    notify: (message) => console.error(message),
+    plain: args.noTls,
+  });
+  let conn: Connection;
   try {
-    conn = await Deno.connect({ hostname: args.serverHost, port: args.serverPort });
+    conn = await connect();
   } catch (error) {
     console.error(
-      `Unable to connect to server ${args.serverHost}:${args.serverPort}: ${
-        (error as Error).message
-      }`,
+      error instanceof TransportError
+        ? error.message
+        : `Unable to connect to server ${args.serverHost}:${args.serverPort}: ${
+          (error as Error).message
+        }`,
     );
     udp.close();
     return 1;
@@ -88,12 +131,16 @@ async function main(): Promise<number> {
     }
   }
   // The engine owns the UDP socket from here and closes it when the client ends.
-  const extension = p2pExtension({ socket: udp, terminal, downloadDir: args.downloadDir });
+  const extension = p2pExtension({
+    socket: udp,
+    terminal,
+    downloadDir: args.downloadDir,
+    maxFileBytes: args.maxFileBytes,
+  });
   return await runClient({
-    conn: tcpConnection(conn),
+    conn,
     // A lost connection is dialled again at the same address (see --reconnect-for).
-    connect: async () =>
-      tcpConnection(await Deno.connect({ hostname: args.serverHost, port: args.serverPort })),
+    connect,
     reconnect: { forMs: args.reconnectForMs },
     terminal,
     udpPort: udp.localAddress.port,

@@ -2,11 +2,78 @@
  * chat-server: parses the command line, wires the server core to TCP and the files in the
  * current directory, and turns the outcome into an exit status.
  */
-import { ChatServer, DiskFiles, parseServerArgs, serveTcp } from "./lib/server/mod.ts";
+import {
+  ChatServer,
+  DEFAULT_CERT_FILE,
+  DEFAULT_KEY_FILE,
+  DiskFiles,
+  loadCertificateFiles,
+  loadOrCreateCertificate,
+  parseServerArgs,
+  serveTcp,
+  type TlsIdentity,
+} from "./lib/server/mod.ts";
+import { hashCredentialsFile } from "./lib/server/accounts.ts";
+import { exposureWarning } from "./lib/server/credentials.ts";
+import { defaultMaxConnections } from "./lib/server/limits.ts";
 import { isExit } from "./lib/shared/cli.ts";
 import { systemClock } from "./lib/shared/clock.ts";
 import { displaySafe } from "./lib/shared/display.ts";
 import type { Logger } from "./lib/shared/logger.ts";
+
+/**
+ * The certificate to listen with: the operator's (--tls-cert, --tls-key), the self-signed pair in
+ * the current directory (made at the first start), none (--no-tls), or a message saying why it
+ * cannot be had.
+ */
+async function tlsIdentity(
+  args: { host: string; tlsCert: string | undefined; tlsKey: string | undefined; noTls: boolean },
+): Promise<TlsIdentity | undefined | string> {
+  if (args.noTls) {
+    console.error(
+      "TLS is off (--no-tls): passwords and peer-to-peer keys cross the network in the clear",
+    );
+    return undefined;
+  }
+  try {
+    if (args.tlsCert !== undefined && args.tlsKey !== undefined) {
+      return await loadCertificateFiles(args.tlsCert, args.tlsKey);
+    }
+    const names = [args.host];
+    if (Deno.permissions.querySync({ name: "sys", kind: "hostname" }).state === "granted") {
+      names.push(Deno.hostname());
+    }
+    const identity = await loadOrCreateCertificate({ names });
+    for (const warning of identity.warnings) console.error(warning);
+    if (identity.created) {
+      console.error(
+        `Made a self-signed TLS certificate: ${DEFAULT_CERT_FILE} and its key ${DEFAULT_KEY_FILE}`,
+      );
+    }
+    return identity;
+  } catch (error) {
+    return (error as Error).message;
+  }
+}
+
+/** `chat-server --hash-credentials`: hashes the clear-text passwords in place; the exit status. */
+async function hashCredentials(path: string): Promise<number> {
+  try {
+    const hashed = await hashCredentialsFile(new DiskFiles(), path);
+    console.log(`Hashed ${hashed} clear-text password(s) in ${path}`);
+    return 0;
+  } catch (error) {
+    console.error(`Could not hash the passwords in ${path}: ${(error as Error).message}`);
+    return 1;
+  }
+}
+
+/** Warns when the credentials file holds clear-text passwords that others may read. */
+async function warnIfExposed(path: string, text: string, logger: Logger): Promise<void> {
+  const mode = await Deno.stat(path).then((info) => info.mode, () => null);
+  const warning = mode === null ? undefined : exposureWarning(path, mode, text);
+  if (warning) logger.warn(warning);
+}
 
 async function main(): Promise<number> {
   const args = parseServerArgs(Deno.args);
@@ -15,6 +82,7 @@ async function main(): Promise<number> {
     if (args.stderr) console.error(args.stderr.trimEnd());
     return args.exit;
   }
+  if ("hashCredentials" in args) return await hashCredentials(args.credentials);
   // What the server logs quotes users (names, messages, file names): make it safe to show.
   const logger: Logger = {
     info: args.quiet ? () => {} : (message) => console.log(displaySafe(message)),
@@ -29,10 +97,21 @@ async function main(): Promise<number> {
       return 1;
     }
   }
-  const files = new DiskFiles();
-  if (await files.read(args.credentials) === undefined) {
-    logger.warn(`${args.credentials} not found: no accounts until it exists`);
+  const tls = await tlsIdentity(args);
+  if (typeof tls === "string") {
+    console.error(tls);
+    return 1;
   }
+  const files = new DiskFiles();
+  const credentials = await files.read(args.credentials);
+  if (credentials === undefined) {
+    logger.warn(`${args.credentials} not found: no accounts until it exists`);
+  } else {
+    await warnIfExposed(args.credentials, credentials, logger);
+  }
+  const { maxConnections, freeDescriptors } = args.maxConnections !== undefined
+    ? { maxConnections: args.maxConnections, freeDescriptors: undefined }
+    : defaultMaxConnections();
   const server = new ChatServer({
     maxFailures: args.maxFailures,
     blockDurationMs: args.blockDurationSeconds * 1000,
@@ -45,6 +124,10 @@ async function main(): Promise<number> {
     files,
     clock: systemClock,
     logger,
+    maxConnections,
+    maxPendingPerIp: args.maxPendingPerIp,
+    maxFailuresPerIp: args.maxFailuresPerIp,
+    maxRegistrationsPerIp: args.maxRegistrationsPerIp,
   });
   const controller = new AbortController();
   for (const signal of ["SIGINT", "SIGTERM"] as const) {
@@ -56,14 +139,36 @@ async function main(): Promise<number> {
       hostname: args.host,
       port: args.port,
       signal: controller.signal,
+      ...(tls ? { tls: { cert: tls.cert, key: tls.key } } : {}),
     });
   } catch (error) {
-    console.error(`Cannot listen on ${args.host}:${args.port}: ${(error as Error).message}`);
+    const network = [
+      Deno.errors.AddrInUse,
+      Deno.errors.AddrNotAvailable,
+      Deno.errors.PermissionDenied,
+    ]
+      .some((kind) => error instanceof kind);
+    // Otherwise the certificate and key were refused (they do not belong together, or the key's
+    // kind is unknown): name them.
+    const files = args.tlsCert !== undefined
+      ? `${args.tlsCert} with the key ${args.tlsKey}`
+      : `${DEFAULT_CERT_FILE} with the key ${DEFAULT_KEY_FILE}`;
+    console.error(
+      tls && !network
+        ? `Cannot use the TLS certificate ${files}: ${(error as Error).message}`
+        : `Cannot listen on ${args.host}:${args.port}: ${(error as Error).message}`,
+    );
     return 1;
   }
   // The port comes first so that whoever started the server on port 0 can read it easily.
   console.log(
     `TOOM server listening on port ${listening.port} (${args.host}:${listening.port})`,
+  );
+  // Operators compare this with what a client prints when it pins the certificate.
+  if (tls) console.log(`TLS certificate SHA-256 fingerprint: ${tls.fingerprint}`);
+  logger.info(
+    `Accepting up to ${maxConnections} connections` +
+      (freeDescriptors !== undefined ? ` (${freeDescriptors} file descriptors free)` : ""),
   );
   await listening.finished;
   console.log("Server stopped");

@@ -22,15 +22,31 @@ const PROGRAMS: Program[] = [
   {
     output: "chat-server",
     entry: "server.ts",
-    // The server reads and writes only files the operator names (credentials, logs).
-    flags: [...COMMON, `--allow-env=${ENV}`, "--allow-net", "--allow-read", "--allow-write"],
+    // The server reads and writes only files the operator names (credentials, logs) and its
+    // certificate; the host name goes into the certificate it makes at the first start.
+    flags: [
+      ...COMMON,
+      `--allow-env=${ENV}`,
+      "--allow-sys=hostname",
+      "--allow-net",
+      "--allow-read",
+      "--allow-write",
+    ],
   },
   {
     output: "chat-client",
     entry: "client.ts",
     // The client reads files to send and writes received ones into --download-dir; HOME is what
-    // a leading ~ in an UPD file name stands for.
-    flags: [...COMMON, `--allow-env=${ENV},HOME`, "--allow-net", "--allow-read", "--allow-write"],
+    // a leading ~ in an UPD file name stands for; it and XDG_CONFIG_HOME locate known_servers,
+    // the pinned server certificates; statfs tells whether an offered file fits on the disk.
+    flags: [
+      ...COMMON,
+      `--allow-env=${ENV},HOME,XDG_CONFIG_HOME`,
+      "--allow-sys=statfs",
+      "--allow-net",
+      "--allow-read",
+      "--allow-write",
+    ],
   },
 ];
 

@@ -2,7 +2,9 @@
  * End-to-end fixtures: the built programs (./chat-server, ./chat-client) run in temporary
  * directories and are driven through stdin/stdout as a user would. Programs and servers are
  * disposable (`await using server = await startServerProgram(...)`), so a failing test still
- * kills its processes and removes its directories.
+ * kills its processes and removes its directories. Servers speak TLS (their certificate is made
+ * in their directory at the first start) unless given --no-tls; every client gets a configuration
+ * directory of its own (XDG_CONFIG_HOME), so tests never touch the real ~/.config/toom.
  */
 import assert from "node:assert/strict";
 
@@ -14,6 +16,22 @@ export const CLIENT_BIN = `${ROOT}/chat-client`;
 export const CAN_RUN_PROGRAMS = ["run", "read", "write", "env"].every((name) =>
   Deno.permissions.querySync({ name: name as "run" }).state === "granted"
 );
+
+/**
+ * Options for a file of tests that run the programs: ignored, with a one-line hint saying why,
+ * when the run may not spawn programs or touch files.
+ */
+export function programTests(
+  what: string,
+): { ignore: boolean; sanitizeResources: boolean; sanitizeOps: boolean } {
+  if (!CAN_RUN_PROGRAMS) {
+    console.log(
+      `(${what} ignored: they need --allow-run --allow-read --allow-write --allow-env; ` +
+        "run `deno task test`)",
+    );
+  }
+  return { ignore: !CAN_RUN_PROGRAMS, sanitizeResources: false, sanitizeOps: false };
+}
 
 /** Programs started here and still running, and temp dirs not yet removed (for failsafes). */
 const running = new Set<Program>();
@@ -63,7 +81,8 @@ export function ensureBuilt(): Promise<void> {
 
 /**
  * A running program with its output collected as it arrives. Disposing it kills it (SIGKILL) if
- * it still runs and waits until it has exited and its pipes are drained.
+ * it still runs and waits until it has exited and its pipes are drained. A chat-client started
+ * without XDG_CONFIG_HOME in `env` gets a fresh one (`configDir`), removed when it has exited.
  */
 export class Program implements AsyncDisposable {
   readonly child: Deno.ChildProcess;
@@ -74,19 +93,29 @@ export class Program implements AsyncDisposable {
   readonly #readers: Promise<void>[];
   #waiters: Array<() => void> = [];
   #stdoutEnded = false;
+  /** The client's own XDG_CONFIG_HOME, made here (undefined for a server or a given one). */
+  readonly configDir: string | undefined;
 
   constructor(
     path: string,
     args: string[],
     options: { cwd: string; env?: Record<string, string> },
   ) {
+    if (path === CLIENT_BIN && options.env?.XDG_CONFIG_HOME === undefined) {
+      this.configDir = Deno.makeTempDirSync({ prefix: "toom-config-" });
+      tempDirs.add(this.configDir);
+    }
     this.child = new Deno.Command(path, {
       args,
       cwd: options.cwd,
       stdin: "piped",
       stdout: "piped",
       stderr: "piped",
-      env: { NO_COLOR: "1", ...options.env },
+      env: {
+        NO_COLOR: "1",
+        ...(this.configDir ? { XDG_CONFIG_HOME: this.configDir } : {}),
+        ...options.env,
+      },
     }).spawn();
     running.add(this);
     this.#writer = this.child.stdin.getWriter();
@@ -97,7 +126,10 @@ export class Program implements AsyncDisposable {
       }),
       this.#collect(this.child.stderr, (text) => this.stderr += text),
     ];
-    this.#done = this.child.status.finally(() => running.delete(this));
+    this.#done = this.child.status.finally(async () => {
+      running.delete(this);
+      if (this.configDir) await removeTempDir(this.configDir);
+    });
   }
 
   async #collect(stream: ReadableStream<Uint8Array>, add: (text: string) => void): Promise<void> {
@@ -261,6 +293,8 @@ export async function startServerProgram(
 export interface ClientProgramOptions {
   /** Variables added to (or replacing) the environment the client inherits. */
   env?: Record<string, string>;
+  /** The port to connect to instead of the server's (a relay in front of it). */
+  port?: number;
 }
 
 /** Starts ./chat-client against a server, in its own temp dir, on any free UDP port. */
@@ -271,7 +305,8 @@ export async function startClientProgram(
 ): Promise<Program & { dir: string }> {
   const dir = await makeTempDir("toom-client-");
   server.clientDirs.push(dir);
-  const program = new Program(CLIENT_BIN, ["127.0.0.1", String(server.port), "0", ...extra], {
+  const port = options.port ?? server.port;
+  const program = new Program(CLIENT_BIN, ["127.0.0.1", String(port), "0", ...extra], {
     cwd: dir,
     ...(options.env ? { env: options.env } : {}),
   });

@@ -4,30 +4,24 @@
  */
 import assert from "node:assert/strict";
 import {
-  CAN_RUN_PROGRAMS,
   CLIENT_BIN,
   ensureBuilt,
   loggedInClient,
   Program,
+  programTests,
   SERVER_BIN,
   startClientProgram,
   startServerProgram,
 } from "../testing/programs.ts";
 import { tempDir } from "../testing/temp_dir.ts";
 import { TestClient } from "../testing/server_fixture.ts";
-import { tcpConnection } from "../lib/shared/transport.ts";
+import { connectTls } from "../lib/client/tls_connect.ts";
+import { MemoryKnownServers } from "../lib/client/known_servers.ts";
 import { parseTicket, PeerNode, UdpSocket } from "../lib/p2p/mod.ts";
 
 const CREDENTIALS = "yoda jedi\nvader sithlord\nhans falcon\nobiwan hellothere\n";
 const TIMESTAMP = /\d{2} [A-Z][a-z]{2} \d{4} \d{2}:\d{2}:\d{2}/;
-if (!CAN_RUN_PROGRAMS) {
-  console.log(
-    "(end-to-end tests ignored: they need --allow-run --allow-read --allow-write --allow-env; " +
-      "run `deno task test`)",
-  );
-}
-
-const e2e = { ignore: !CAN_RUN_PROGRAMS, sanitizeResources: false, sanitizeOps: false };
+const e2e = programTests("end-to-end tests");
 
 /** The timestamp in the first line of `text` (from `from`) that matches `pattern`. */
 function stampAfter(text: string, pattern: RegExp): string {
@@ -482,7 +476,10 @@ Deno.test({
     const rlo = "<U+202E>";
     const mallory = `ma${RLO}llory`;
     const shown = `ma${rlo}llory`;
-    await using server = await startServerProgram(CREDENTIALS, ["3", "--allow-register"]);
+    await using server = await startServerProgram(`${CREDENTIALS}${mallory} pw\n`, [
+      "3",
+      "--allow-register",
+    ]);
     await using yoda = await loggedInClient(server, "yoda", "jedi");
     await using hans = await loggedInClient(server, "hans", "falcon");
 
@@ -493,11 +490,25 @@ Deno.test({
       downloadDir: files.path,
     });
     using raw = new TestClient(
-      tcpConnection(await Deno.connect({ hostname: "127.0.0.1", port: server.port })),
+      await connectTls({
+        hostname: "127.0.0.1",
+        port: server.port,
+        knownServers: new MemoryKnownServers(),
+      }),
     );
     try {
-      // A username with a bidi override can be registered; it shows visibly to everyone.
-      const login = await raw.login(mallory, "pw", node.localAddress.port);
+      // A new username with a bidi override is refused (lib/server/names.ts)...
+      const refused = await raw.login(`eve${RLO}`, "pw", node.localAddress.port);
+      assert.deepEqual(refused.lines, [
+        "Username must not contain bidirectional controls (U+202E).",
+      ]);
+      // ...but an account on file with one still logs in, and shows visibly to everyone.
+      await raw.link.request({ t: "user", name: mallory });
+      const login = await raw.link.request({
+        t: "pass",
+        password: "pw",
+        udpPort: node.localAddress.port,
+      });
       assert.equal(login.ok, true, login.lines.join(" "));
       await yoda.waitFor(`${shown} logged in\n`);
       await hans.waitFor(`${shown} logged in\n`);
@@ -570,7 +581,8 @@ Deno.test({
     await server.stop();
 
     const log = server.program.stdout;
-    assert.match(log, new RegExp(`New account created: ${escape(shown)}\n`));
+    assert.doesNotMatch(log, /New account created/);
+    assert.match(log, new RegExp(`${escape(shown)} logged in\n`));
     assert.match(log, new RegExp(`${escape(shown)} posted MSG #1 "board${escape(rlo)}txt" at `));
     assert.match(log, new RegExp(`${escape(shown)} is sending ok\\.txt to yoda over UDP\\.`));
     const outputs = { yoda: yoda.stdout, hans: hans.stdout, server: log + server.program.stderr };

@@ -33,7 +33,8 @@ Deno.test({
     await using dir = await tempDir("toom-tty-");
     await using tmux = await startTmux({ columns: 80, rows: 24, cwd: dir.path });
     await tmux.waitFor((text) => SHELL_PROMPT.test(text), "the shell prompt");
-    await tmux.type(`'${CLIENT_BIN}' 127.0.0.1 ${server.port} 0`);
+    // Its own configuration directory, so that the certificate it pins stays out of ~/.config.
+    await tmux.type(`XDG_CONFIG_HOME='${dir.path}' '${CLIENT_BIN}' 127.0.0.1 ${server.port} 0`);
     await tmux.keys("Enter");
     await tmux.waitFor((text) => text.endsWith("Username:"), "the username prompt");
     await tmux.type("yoda");

@@ -77,6 +77,7 @@ const EVENT_LINES: Record<EventFrame["kind"], LineKind> = {
   ask: "notice",
   ticket: "notice",
   "private-stop": "notice",
+  "transfer-revoked": "notice",
 };
 
 /** Runs one client session to the end and returns the exit status. */
@@ -100,13 +101,19 @@ export async function runClient(options: ClientOptions): Promise<number> {
   });
   // The end for good: logged out by the server, or lost and not (or no longer) reconnecting.
   const ended = link.ended.then((end): Outcome =>
-    end.loggedOut ? { exit: EXIT_OK } : { exit: EXIT_FAILURE, message: end.message }
+    // A logout because the account was locked ends like a lockout at login: status 1.
+    end.loggedOut
+      ? { exit: end.blocked ? EXIT_FAILURE : EXIT_OK }
+      : { exit: EXIT_FAILURE, message: end.message }
   );
   // Whatever the user is doing, the end of the connection ends the client; it is reported
   // only where it wins that race, so a normal logout never reads as a lost connection.
   const orEnd = async <T>(work: Promise<T>): Promise<T | Outcome> => {
     const result = await Promise.race([work, ended]);
-    if (isOutcome(result) && result.message) terminal.print(result.message, "error");
+    // A message may span lines (a changed server certificate is explained at length).
+    if (isOutcome(result) && result.message) {
+      for (const line of result.message.split("\n")) terminal.print(line, "error");
+    }
     return result;
   };
   const isOutcome = (value: unknown): value is Outcome =>
@@ -179,7 +186,8 @@ async function logIn(
       showReply(terminal, reply);
       if (reply.ok) return { user: reply.data?.user ?? name.trim(), password };
       if (reply.code === "locked" || reply.code === "blocked") return EXIT_FAILURE;
-      if (reply.code === "bad-password" || reply.code === "usage") continue;
+      // A wrong password, or one the server could not check just now: ask for it again.
+      if (["bad-password", "usage", "busy", "throttled"].includes(reply.code ?? "")) continue;
       break; // already-online or a lost registration race: ask for the username again
     }
   }

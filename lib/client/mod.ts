@@ -17,6 +17,8 @@ export {
   runClient,
 } from "./app.ts";
 export type { LineKind, StatusRender, Terminal } from "./terminal.ts";
+export { FileKnownServers, knownServersPath, SessionKnownServers } from "./known_servers.ts";
 export { p2pExtension } from "./p2p.ts";
 export { PlainTerminal } from "./plain_terminal.ts";
+export { serverDialer } from "./tls_connect.ts";
 export { TtyTerminal } from "./tty_terminal.ts";

@@ -17,6 +17,7 @@ import { CommandError, UsageError } from "../shared/errors.ts";
 import {
   type DatagramSocket,
   describeFailure,
+  isRevocation,
   newMessageId,
   PeerNode,
   type PeerNodeOptions,
@@ -31,6 +32,11 @@ export interface P2pOptions {
   socket: DatagramSocket;
   terminal: Terminal;
   downloadDir: string;
+  /**
+   * Offers of larger files are refused, both sides told why (`--max-file-size`; default 4 GiB).
+   * Offers larger than the download directory's free space are refused too, when it is known.
+   */
+  maxFileBytes?: number;
   /** Engine timers and sizes, for tests. */
   engine?: Omit<PeerNodeOptions, "downloadDir" | "events">;
   /** What a leading `~` in an UPD file name stands for (default: $HOME, when readable). */
@@ -40,6 +46,12 @@ export interface P2pOptions {
 }
 
 const ANSWER = /^(y|yes|n|no)$/i;
+
+/** The largest file a client accepts unless told otherwise (`--max-file-size`): 4 GiB. */
+export const DEFAULT_MAX_FILE_BYTES = 4 * 1024 ** 3;
+
+/** How many ticket ids of uploads the receiver refused by revocation are remembered. */
+const REMEMBERED_REVOCATIONS = 100;
 
 /** How many private message ids a client remembers to recognise second copies. */
 export const REMEMBERED_MESSAGE_IDS = 1000;
@@ -62,6 +74,15 @@ export function expandHome(path: string, home: string | undefined): string {
   return home.replace(/\/+$/, "") + path.slice(1);
 }
 
+/** Why a send failed, for the line that says so; a refusal quotes the receiver's reason. */
+function failure(error: unknown, receiver: string): string {
+  if (!(error instanceof TransferError)) return (error as Error).message;
+  if (error.reason === "rejected" && error.detail) {
+    return `${receiver} refused it (${error.detail.replace(/^peer: /, "")})`;
+  }
+  return describeFailure(error.reason);
+}
+
 /** Builds the extension: UPD, private, stopprivate, and y/n answers to startprivate. */
 export function p2pExtension(options: P2pOptions): ClientExtension & { node: PeerNode } {
   const { terminal } = options;
@@ -75,9 +96,16 @@ export function p2pExtension(options: P2pOptions): ClientExtension & { node: Pee
   /** startprivate questions waiting for this user's y/n, oldest first. */
   const asks: Array<{ ask: number; from: string }> = [];
   const uploads = new Set<Promise<void>>();
+  /** Running uploads by ticket id; `revoked` once the server said the receiver blocked us. */
+  const sending = new Map<string, { revoked: boolean }>();
+  /** Uploads the receiver stopped by revocation before the server's word about it arrived. */
+  const revokedByPeer = new RecentIds(REMEMBERED_REVOCATIONS);
+  /** Receiving transfers stopped by revocation: the server's line already said so. */
+  const revokedReceives = new RecentIds(REMEMBERED_REVOCATIONS);
 
   const node = new PeerNode(options.socket, {
     ...options.engine,
+    maxFileBytes: options.maxFileBytes ?? options.engine?.maxFileBytes ?? DEFAULT_MAX_FILE_BYTES,
     downloadDir: options.downloadDir,
     events: {
       onProgress: (p) => progress.update(p),
@@ -88,6 +116,12 @@ export function p2pExtension(options: P2pOptions): ClientExtension & { node: Pee
       },
       onTransferFailed(f) {
         progress.finish(f.ticketId);
+        if (revokedReceives.has(f.ticketId)) return;
+        if (f.refused !== undefined) {
+          const option = f.refused === "too-large" ? " (--max-file-size)" : "";
+          terminal.print(`Refused ${f.fileName} from ${f.peer}: ${f.detail}${option}.`, "error");
+          return;
+        }
         terminal.print(
           `Receiving ${f.fileName} from ${f.peer} failed: ${describeFailure(f.reason)}`,
           "error",
@@ -129,6 +163,8 @@ export function p2pExtension(options: P2pOptions): ClientExtension & { node: Pee
     if (!reply.ok) return session.show(reply);
     const ticket = reply.data?.ticket;
     if (!ticket) throw new CommandError("Error. The server sent no ticket for the transfer.");
+    const entry = { revoked: false };
+    sending.set(ticket.id, entry);
     const transfer = node.sendFile(ticket, path).then(
       () => {
         progress.finish(ticket.id);
@@ -136,12 +172,15 @@ export function p2pExtension(options: P2pOptions): ClientExtension & { node: Pee
       },
       (error) => {
         progress.finish(ticket.id);
-        const why = error instanceof TransferError
-          ? describeFailure(error.reason)
-          : (error as Error).message;
-        terminal.print(`Uploading ${args.file} to ${args.user} failed: ${why}`, "error");
+        // The server's transfer-revoked line says why.
+        if (entry.revoked) return;
+        if (isRevocation(error)) revokedByPeer.firstTime(ticket.id);
+        terminal.print(
+          `Uploading ${args.file} to ${args.user} failed: ${failure(error, args.user)}`,
+          "error",
+        );
       },
-    );
+    ).finally(() => sending.delete(ticket.id));
     uploads.add(transfer);
     void transfer.finally(() => uploads.delete(transfer));
   }
@@ -244,6 +283,20 @@ export function p2pExtension(options: P2pOptions): ClientExtension & { node: Pee
             terminal.print(`Receiving ${name} from ${ticket.peer}...`);
           }
           return false;
+        }
+        case "transfer-revoked": {
+          // A block revoked a file ticket: stop the transfer whichever side this client is on.
+          const { ticketId } = event.data;
+          const upload = sending.get(ticketId);
+          if (upload) upload.revoked = true;
+          // Revoked even if nothing runs yet, so a late registration of the ticket is refused.
+          const stopped = node.revoke(ticketId);
+          if (stopped && !upload) revokedReceives.firstTime(ticketId);
+          const mine = upload !== undefined || revokedByPeer.has(ticketId);
+          if (stopped || revokedByPeer.has(ticketId)) {
+            for (const line of event.lines) terminal.print(line, mine ? "error" : "notice");
+          }
+          return true;
         }
         case "private-stop": {
           const { peer, ticketId } = event.data;

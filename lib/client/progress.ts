@@ -2,33 +2,14 @@
  * Transfer progress as the user sees it: on a terminal one status line per transfer that fits
  * the terminal's width whatever it is, in human units; when output is piped, a few plain lines.
  */
-import type { TransferProgress } from "../p2p/mod.ts";
+import { formatBytes, type TransferProgress } from "../p2p/mod.ts";
 import { displaySafe } from "../shared/display.ts";
 import type { Terminal } from "./terminal.ts";
 import { RecentIds } from "./recent_ids.ts";
 import { fitWidth, textWidth } from "./text_width.ts";
 
-const UNITS = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
-
-/**
- * A size in human units: whole bytes below 1 KiB, then KiB, MiB, … with one decimal
- * (`633 B`, `4.2 MiB`, `1.0 GiB`).
- */
-export function formatBytes(bytes: number): string {
-  if (!Number.isFinite(bytes) || bytes < 0) return "? B";
-  let value = bytes;
-  let unit = 0;
-  // Move up a unit when the value would round to 1024 or more in this one.
-  while (unit < UNITS.length - 1 && (unit === 0 ? Math.round(value) : round1(value)) >= 1024) {
-    value /= 1024;
-    unit++;
-  }
-  return unit === 0 ? `${Math.round(value)} B` : `${value.toFixed(1)} ${UNITS[unit]}`;
-}
-
-function round1(value: number): number {
-  return Math.round(value * 10) / 10;
-}
+/** Sizes are shown as the engine shows them in its own texts (`4.2 MiB`). */
+export { formatBytes };
 
 /** A rate in human units per second (`633 B/s`, `4.2 MiB/s`). */
 export function formatRate(bytesPerSecond: number): string {

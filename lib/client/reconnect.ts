@@ -9,7 +9,7 @@
 import { type Clock, SYSTEM_CLOCK } from "../p2p/mod.ts";
 import { readCommandLine } from "../shared/commands.ts";
 import type { EventFrame } from "../shared/protocol.ts";
-import type { Connection } from "../shared/transport.ts";
+import { type Connection, TransportError } from "../shared/transport.ts";
 import {
   CONNECTION_LOST,
   ConnectionLostError,
@@ -99,8 +99,14 @@ export interface Credentials {
 /** Credentials as kept: after a password change in doubt, the new password to try as well. */
 type KeptCredentials = Credentials & { fallback?: string };
 
-/** How the session ended for good: logged out by the server, or lost with a message. */
-export type LinkEnd = { loggedOut: true } | { loggedOut: false; message: string };
+/**
+ * How the session ended for good: logged out (`blocked` when the server logged the user out
+ * because their account was locked), or lost with a message.
+ */
+export type LinkEnd = { loggedOut: true; blocked?: boolean } | {
+  loggedOut: false;
+  message: string;
+};
 
 /** Options for a reconnecting link. */
 export interface ReconnectingLinkOptions {
@@ -126,8 +132,8 @@ export const GIVE_UP = "Could not reconnect to the server; giving up.";
 
 const DEFAULT_RECONNECT_MS = 120_000;
 const ATTEMPT_TIMEOUT_MS = 10_000;
-/** Refusals that end reconnecting: the credentials are no longer good. */
-const RETRY_CODES = new Set(["already-online", "rate-limited", "not-allowed"]);
+/** Refusals that do not end reconnecting: a later attempt may be let in (any other ends it). */
+const RETRY_CODES = new Set(["already-online", "rate-limited", "not-allowed", "busy", "throttled"]);
 
 /**
  * Thrown by `ReconnectingLink.request` when the connection was lost after the request was sent
@@ -181,6 +187,8 @@ export class ReconnectingLink {
   #leaving = false;
   /** The server logged this user out (inactivity, a login elsewhere): the end, not a loss. */
   #loggedOut = false;
+  /** The server's logout said the account is locked (a `passwd` failure locked it). */
+  #blocked = false;
   #waiters: Array<{ resolve: (link: ServerLink) => void; reject: (error: Error) => void }> = [];
   /** Waits of the reconnect in progress (each cancels its timer and wakes its waiter). */
   readonly #sleeps = new Set<() => void>();
@@ -268,7 +276,10 @@ export class ReconnectingLink {
       ...(this.#options.heartbeatMs ? { heartbeatMs: this.#options.heartbeatMs } : {}),
       ...(this.#options.clock ? { clock: this.#options.clock } : {}),
       onEvent: (event) => {
-        if (event.kind === "logout") this.#loggedOut = true;
+        if (event.kind === "logout") {
+          this.#loggedOut = true;
+          this.#blocked ||= event.data.reason === "blocked";
+        }
         this.#options.onEvent(event);
       },
     });
@@ -294,7 +305,7 @@ export class ReconnectingLink {
   /** Judges the end of `link`, once: the end of the session, or a reason to reconnect. */
   #lost(link: ServerLink, reason: string): void {
     if (link !== this.#link || this.#state !== "up") return;
-    if (this.#loggedOut) return this.#end({ loggedOut: true });
+    if (this.#loggedOut) return this.#end({ loggedOut: true, blocked: this.#blocked });
     const forMs = this.#options.reconnect?.forMs ?? DEFAULT_RECONNECT_MS;
     const canReconnect = reason === CONNECTION_LOST && this.#credentials !== undefined &&
       this.#options.connect !== undefined && forMs > 0 && !this.#leaving;
@@ -423,7 +434,8 @@ export class ReconnectingLink {
     })();
     const timeout = this.#sleep(timeoutMs);
     const result = await Promise.race([
-      work.catch(() => undefined),
+      // A server that cannot be trusted any more (its certificate changed) is not tried again.
+      work.catch((error) => error instanceof TransportError ? { fatal: error.message } : undefined),
       timeout.done.then(() => undefined),
     ]);
     abandoned = true;

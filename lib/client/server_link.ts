@@ -20,7 +20,7 @@ import {
   type ServerFrame,
 } from "../shared/protocol.ts";
 import { TokenBucket } from "../shared/token_bucket.ts";
-import type { Connection } from "../shared/transport.ts";
+import { type Connection, TransportError } from "../shared/transport.ts";
 
 /** A complete reply, its parts joined. */
 export interface Reply {
@@ -266,6 +266,8 @@ export class ServerLink {
     } catch (error) {
       if (error instanceof FrameError || error instanceof ProtocolError) {
         reason = `Server sent a bad frame: ${error.message}`;
+      } else if (error instanceof TransportError) {
+        reason = error.message;
       }
     } finally {
       reader.releaseLock();

@@ -34,6 +34,18 @@ export const TRANSFER_FAILURE_REASONS: readonly TransferFailureReason[] = [
   "integrity",
 ];
 
+/**
+ * The detail of the abort a receiver sends when the server revoked its ticket (the sender was
+ * blocked): reason `rejected` with this text. The sender sees it as `peer: <this>`.
+ */
+export const REVOKED_DETAIL = "the ticket was revoked";
+
+/** Whether a failed send was stopped because the receiver's ticket was revoked. */
+export function isRevocation(error: unknown): boolean {
+  return error instanceof TransferError && error.reason === "rejected" &&
+    (error.detail ?? "").endsWith(REVOKED_DETAIL);
+}
+
 /** A short human description of a failure reason, for the client's terminal output. */
 export function describeFailure(reason: TransferFailureReason): string {
   switch (reason) {

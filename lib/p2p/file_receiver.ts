@@ -8,7 +8,8 @@
 
 import { createHash, type Hash, timingSafeEqual } from "node:crypto";
 import type { TimerHandle } from "./clock.ts";
-import type { TransferFailureReason } from "./errors.ts";
+import { formatBytes } from "./bytes.ts";
+import { REVOKED_DETAIL, type TransferFailureReason } from "./errors.ts";
 import { errorText, MAX_WINDOW_CHUNKS } from "./file_sender.ts";
 import { joinPath, moveIntoPlace, receivedFileName, safeBaseName } from "./safe_name.ts";
 import { type NodeContext, reportProgress, Session } from "./session.ts";
@@ -73,6 +74,8 @@ export class FileReceiver extends Session {
   #filePosition = 0;
   #cleanup: Promise<void> = Promise.resolve();
   #contacted = false;
+  /** Why the offer was refused, if it was for its size. */
+  #refused: "too-large" | "no-space" | undefined;
 
   /** Registers the ticket and waits for the sender's offer. */
   constructor(ticket: Ticket, context: NodeContext) {
@@ -114,6 +117,16 @@ export class FileReceiver extends Session {
     }
   }
 
+  /**
+   * Stops the transfer because the server revoked its ticket: the sender is told (`rejected`,
+   * {@linkcode REVOKED_DETAIL}) and the partial file removed. False if it had ended already.
+   */
+  revoke(): boolean {
+    if (this.#state === "done" || this.#state === "failed") return false;
+    this.#fail("rejected", REVOKED_DETAIL, true);
+    return true;
+  }
+
   override shutdown(): Promise<void> {
     if (this.#state !== "done" && this.#state !== "failed") {
       void this.sendMessage({
@@ -135,12 +148,10 @@ export class FileReceiver extends Session {
     }
     if (this.#state !== "waiting") return;
     if (this.ticket.fileName === undefined) this.#fileName = safeBaseName(name);
-    if (size > this.context.settings.maxFileBytes) {
-      this.#fail(
-        "rejected",
-        `the file is larger than ${this.context.settings.maxFileBytes} bytes`,
-        true,
-      );
+    const limit = this.context.settings.maxFileBytes;
+    if (size > limit) {
+      this.#refused = "too-large";
+      this.#fail("rejected", `${formatBytes(size)} is over the ${formatBytes(limit)} limit`, true);
       return;
     }
     this.#size = size;
@@ -158,6 +169,18 @@ export class FileReceiver extends Session {
   }
 
   async #open(): Promise<void> {
+    // Other transfers may be filling the same disk: this catches a file that cannot fit at all.
+    const free = await this.context.freeBytes(this.context.downloadDir);
+    if (this.#state !== "opening") return;
+    if (free !== undefined && this.#size > free) {
+      this.#refused = "no-space";
+      this.#fail(
+        "rejected",
+        `${formatBytes(this.#size)} does not fit in the ${formatBytes(free)} free`,
+        true,
+      );
+      return;
+    }
     try {
       this.#file = await Deno.open(this.#tempPath, { read: true, write: true, createNew: true });
     } catch (error) {
@@ -355,7 +378,11 @@ export class FileReceiver extends Session {
         this.context.downloadDir,
         receivedFileName(this.ticket.peer, this.#fileName),
       );
-      if (this.#state !== "verifying") return;
+      if (this.#state !== "verifying") {
+        // Failed meanwhile (revoked, shut down): no file appears that was not reported.
+        await Deno.remove(savedAs).catch(() => {});
+        return;
+      }
       this.#state = "done";
       void this.sendMessage({ type: PacketType.DONE });
       this.#emitProgress(true);
@@ -402,6 +429,7 @@ export class FileReceiver extends Session {
       direction: "receive" as const,
       reason,
       ...(detail === undefined ? {} : { detail }),
+      ...(this.#refused === undefined ? {} : { refused: this.#refused }),
     };
     void this.#cleanup.then(() => this.context.emit("onTransferFailed", failed));
   }

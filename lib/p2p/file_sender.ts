@@ -8,7 +8,7 @@
 
 import { createHash, type Hash } from "node:crypto";
 import { CongestionControl } from "./congestion.ts";
-import { TransferError, type TransferFailureReason } from "./errors.ts";
+import { REVOKED_DETAIL, TransferError, type TransferFailureReason } from "./errors.ts";
 import { type NodeContext, reportProgress, Session } from "./session.ts";
 import { isLoopback } from "./socket.ts";
 import type { TimerHandle } from "./clock.ts";
@@ -182,6 +182,13 @@ export class FileSender extends Session {
     this.#failure = new TransferError(reason, this.fileName, detail);
     if (notifyPeer) void this.sendMessage({ type: PacketType.ABORT, reason, detail: detail ?? "" });
     this.#wake();
+  }
+
+  /** Stops the transfer because its ticket was revoked; false if it had ended already. */
+  revoke(): boolean {
+    if (this.#failure !== undefined || this.#done) return false;
+    this.fail("aborted", REVOKED_DETAIL, true);
+    return true;
   }
 
   override shutdown(): Promise<void> {

@@ -15,9 +15,13 @@ export {
   type TicketRole,
 } from "./ticket.ts";
 export { type Clock, SYSTEM_CLOCK } from "./clock.ts";
+export { formatBytes, parseBytes } from "./bytes.ts";
+export { freeBytes } from "./disk_space.ts";
 export {
   describeFailure,
+  isRevocation,
   PeerUnreachableError,
+  REVOKED_DETAIL,
   TRANSFER_FAILURE_REASONS,
   TransferError,
   type TransferFailureReason,

@@ -17,6 +17,7 @@
 
 import { ChatSession, newMessageId } from "./chat_session.ts";
 import { type Clock, SYSTEM_CLOCK } from "./clock.ts";
+import { freeBytes } from "./disk_space.ts";
 import { FileReceiver } from "./file_receiver.ts";
 import { FileSender, type TransferResult } from "./file_sender.ts";
 import { safeBaseName } from "./safe_name.ts";
@@ -33,6 +34,8 @@ import { decodeBody, parseHeader, verifyPacket } from "./wire.ts";
 
 /** Receive buffer: more than the largest UDP payload (65,507 bytes). */
 const RECEIVE_BUFFER_BYTES = 65536;
+/** Revoked ticket ids remembered, so that a late registration of one is refused. */
+const REMEMBERED_REVOCATIONS = 1024;
 
 /** Options of a {@linkcode PeerNode}; every timer and size of {@linkcode EngineSettings} may be overridden. */
 export interface PeerNodeOptions extends Partial<EngineSettings> {
@@ -42,6 +45,11 @@ export interface PeerNodeOptions extends Partial<EngineSettings> {
   events?: PeerEvents;
   /** Time source for every timer (defaults to the system clock). */
   clock?: Clock;
+  /**
+   * Bytes free in the download directory, or undefined when unknown; an offer larger than that is
+   * refused. Defaults to `statfs` (which needs `--allow-sys=statfs`; without it, unknown).
+   */
+  freeSpace?: (dir: string) => Promise<number | undefined>;
 }
 
 /** Options of {@linkcode PeerNode.sendFile}. */
@@ -93,6 +101,8 @@ export class PeerNode {
   #socket: DatagramSocket;
   #sessions = new Map<string, Session>();
   #senders = new Set<Promise<unknown>>();
+  /** Ticket ids revoked lately, oldest first. */
+  #revoked = new Set<string>();
   #sends = new Set<Promise<void>>();
   #context: NodeContext;
   #closed = false;
@@ -104,7 +114,7 @@ export class PeerNode {
    */
   constructor(socket: DatagramSocket, options: PeerNodeOptions) {
     this.#socket = socket;
-    const { downloadDir, events, clock, ...overrides } = options;
+    const { downloadDir, events, clock, freeSpace, ...overrides } = options;
     const settings: EngineSettings = { ...DEFAULT_SETTINGS };
     for (const [name, value] of Object.entries(overrides)) {
       if (value !== undefined) {
@@ -117,6 +127,7 @@ export class PeerNode {
       settings,
       events: eventHandlers,
       downloadDir,
+      freeBytes: freeSpace ?? freeBytes,
       send: (packet, to) => this.#send(packet, to),
       emit: (name, value) => {
         try {
@@ -200,6 +211,24 @@ export class PeerNode {
     return session.sendText(text, options.id ?? newMessageId());
   }
 
+  /**
+   * Revokes file ticket `ticketId` (the server said so: its sender was blocked). A transfer
+   * receiving under it fails with reason `rejected` (detail `REVOKED_DETAIL`, also told
+   * to the sender), its partial file removed; one sending under it rejects with `aborted`. From now
+   * on its datagrams are dropped as unknown and the id cannot be registered again. Returns whether
+   * a transfer was stopped (false for an unknown, finished or chat ticket).
+   */
+  revoke(ticketId: string): boolean {
+    this.#revoked.delete(ticketId);
+    this.#revoked.add(ticketId);
+    if (this.#revoked.size > REMEMBERED_REVOCATIONS) {
+      this.#revoked.delete(this.#revoked.values().next().value!);
+    }
+    const session = this.#sessions.get(ticketId);
+    if (session instanceof FileReceiver || session instanceof FileSender) return session.revoke();
+    return false;
+  }
+
   /** True while chat `ticketId` is open. */
   hasChat(ticketId: string): boolean {
     const session = this.#sessions.get(ticketId);
@@ -238,6 +267,9 @@ export class PeerNode {
   }
 
   #checkNew(ticket: Ticket): void {
+    if (this.#revoked.has(ticket.id)) {
+      throw new TypeError(`Cannot register ticket ${ticket.id}: it was revoked`);
+    }
     if (this.#sessions.has(ticket.id)) {
       throw new TypeError(`Cannot register ticket ${ticket.id}: it is already in use`);
     }

@@ -52,6 +52,11 @@ export interface TransferFailed {
   direction: "send" | "receive";
   reason: TransferFailureReason;
   detail?: string;
+  /**
+   * Why the receiver refused the offer, when it did: `too-large` (over `maxFileBytes`) or
+   * `no-space` (more than the download directory has free).
+   */
+  refused?: "too-large" | "no-space";
 }
 
 /** A private message that arrived (once, however often it was sent), whole. */
@@ -137,6 +142,8 @@ export interface NodeContext {
   readonly settings: Readonly<EngineSettings>;
   readonly events: PeerEvents;
   readonly downloadDir: string;
+  /** Bytes free in a directory, or undefined when unknown. */
+  freeBytes(dir: string): Promise<number | undefined>;
   /** Sends a datagram; never rejects (a lost send is just loss). */
   send(packet: Uint8Array, to: PeerAddress): Promise<void>;
   /** Calls an event handler, isolating the engine from a throwing handler. */

@@ -5,8 +5,10 @@
 import {
   type Account,
   DEFAULT_HASH_COST,
+  hashClearPasswords,
   type HashCost,
   hashPassword,
+  isHashed,
   normaliseName,
   parseCredentials,
   setSecret,
@@ -14,20 +16,43 @@ import {
 } from "./credentials.ts";
 import { CommandError } from "../shared/errors.ts";
 import type { TextFiles } from "./files.ts";
+import { HashPool } from "./hash_pool.ts";
 import type { Logger } from "../shared/logger.ts";
+
+/** Permission bits of a credentials file the server creates: only its owner may read it. */
+export const CREDENTIALS_MODE = 0o600;
+
+/** `passwd` was given a wrong old password. */
+export class WrongPasswordError extends CommandError {
+  constructor() {
+    super("Old password is incorrect. Password not changed.");
+    this.name = "WrongPasswordError";
+  }
+}
+
+/** What an account store works with besides its file. */
+export interface AccountStoreOptions {
+  logger: Logger;
+  /** The scrypt cost of the hashes it writes. */
+  hashCost?: HashCost;
+  /** Where hashing runs; a full pool refuses with ServerBusyError. */
+  pool?: HashPool;
+}
 
 /** The account store over one credentials file. */
 export class AccountStore {
+  readonly logger: Logger;
+  readonly hashCost: HashCost;
+  readonly pool: HashPool;
   #lastText: string | undefined;
   #accounts: Map<string, Account> | undefined;
   #writes: Promise<unknown> = Promise.resolve();
 
-  constructor(
-    readonly files: TextFiles,
-    readonly path: string,
-    readonly logger: Logger,
-    readonly hashCost: HashCost = DEFAULT_HASH_COST,
-  ) {}
+  constructor(readonly files: TextFiles, readonly path: string, options: AccountStoreOptions) {
+    this.logger = options.logger;
+    this.hashCost = options.hashCost ?? DEFAULT_HASH_COST;
+    this.pool = options.pool ?? new HashPool();
+  }
 
   async #load(): Promise<Map<string, Account>> {
     // Read at every login so edits count at once; parse (and report) only what changed.
@@ -46,36 +71,49 @@ export class AccountStore {
     return (await this.#load()).get(normaliseName(username));
   }
 
-  /** Whether `password` is `username`'s password right now. */
+  /**
+   * Whether `password` is `username`'s password right now. Checking a hash takes a turn in the
+   * pool; rejects with ServerBusyError when there is none to be had.
+   */
   async check(username: string, password: string): Promise<boolean> {
     const account = await this.find(username);
-    return account !== undefined && await verifyPassword(password, account.secret);
+    if (account === undefined) return false;
+    const { secret } = account;
+    if (!isHashed(secret)) return verifyPassword(password, secret);
+    return this.pool.run((derive) => verifyPassword(password, secret, derive));
   }
 
-  /** Creates an account; fails if the name was taken meanwhile. */
+  /** Creates an account; fails if the name was taken meanwhile (or the pool is full). */
   register(username: string, password: string): Promise<void> {
     return this.#exclusive(async () => {
       if (await this.find(username)) {
         throw new CommandError(`Username ${username} is already taken`);
       }
-      await this.#write(username, await hashPassword(password, this.hashCost));
+      await this.#write(username, await this.#hash(password));
     });
   }
 
-  /** Changes a password after checking the old one. */
+  /**
+   * Changes a password after checking the old one; a wrong one fails with WrongPasswordError (and
+   * a full pool with ServerBusyError).
+   */
   changePassword(username: string, oldPassword: string, newPassword: string): Promise<void> {
     return this.#exclusive(async () => {
-      if (!await this.check(username, oldPassword)) {
-        throw new CommandError("Old password is incorrect. Password not changed.");
-      }
-      await this.#write(username, await hashPassword(newPassword, this.hashCost));
+      if (!await this.check(username, oldPassword)) throw new WrongPasswordError();
+      await this.#write(username, await this.#hash(newPassword));
     });
+  }
+
+  #hash(password: string): Promise<string> {
+    return this.pool.run((derive) => hashPassword(password, this.hashCost, derive));
   }
 
   async #write(username: string, secret: string): Promise<void> {
     try {
       const text = (await this.files.read(this.path)) ?? "";
-      await this.files.replace(this.path, setSecret(text, normaliseName(username), secret));
+      await this.files.replace(this.path, setSecret(text, normaliseName(username), secret), {
+        newFileMode: CREDENTIALS_MODE,
+      });
     } catch (error) {
       this.logger.warn(`Could not write ${this.path}: ${String(error)}`);
       throw new CommandError(`The server could not save the account; try again later`);
@@ -86,5 +124,28 @@ export class AccountStore {
     const result = this.#writes.then(work);
     this.#writes = result.catch(() => {});
     return result;
+  }
+}
+
+/**
+ * `chat-server --hash-credentials`: rewrites every clear-text password in the credentials file at
+ * `path` as an scrypt hash, keeping every other line byte for byte and the file's mode, and
+ * returns how many were hashed. If the file changes while the hashes are computed (a running
+ * server registered someone), it starts again from the new text. Throws if the file is missing
+ * or cannot be read or written.
+ */
+export async function hashCredentialsFile(
+  files: TextFiles,
+  path: string,
+  cost: HashCost = DEFAULT_HASH_COST,
+): Promise<number> {
+  for (let attempt = 1;; attempt++) {
+    const text = await files.read(path);
+    if (text === undefined) throw new Deno.errors.NotFound(`${path} does not exist`);
+    const result = await hashClearPasswords(text, (password) => hashPassword(password, cost));
+    if (result.hashed === 0) return 0;
+    if (attempt < 3 && await files.read(path) !== text) continue;
+    await files.replace(path, result.text, { newFileMode: CREDENTIALS_MODE });
+    return result.hashed;
   }
 }

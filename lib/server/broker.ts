@@ -2,9 +2,12 @@
  * The peer-to-peer broker, all in one place: tickets for UPD, the startprivate request and its
  * y/n answer, stopprivate, private sessions ended by a block or a logout, and requests that
  * expire unanswered. The server checks the rules and hands both peers a ticket (address and
- * fresh key); the data itself never passes through the server.
+ * fresh key); the data itself never passes through the server. It remembers the file tickets it
+ * issued for a day, so that a `block` can revoke those the blocked user still holds: both clients
+ * are told, and the blocker's engine refuses the transfer from then on.
  */
 import { issueTickets, safeBaseName } from "../p2p/mod.ts";
+import { type Clock, systemClock } from "../shared/clock.ts";
 import { UNSAFE_FILE_NAME } from "../shared/commands.ts";
 import { hasUnsafeCharacters } from "../shared/display.ts";
 import { CommandError } from "../shared/errors.ts";
@@ -17,12 +20,39 @@ import type { Session } from "./session.ts";
 /** How long a private-messaging request waits for its y/n. */
 export const ASK_TIMEOUT_MS = 60_000;
 
+/**
+ * How long the server remembers a file ticket it issued, so that a block can still revoke it. A
+ * transfer has no deadline of its own, so this is long: a day covers 4 GiB at 50 KB/s.
+ */
+export const FILE_TICKET_MEMORY_MS = 24 * 60 * 60_000;
+
+/** File tickets remembered per sender and receiver; beyond this the oldest are forgotten. */
+export const FILE_TICKETS_PER_PAIR = 256;
+
+/** A file ticket the server issued: which transfer, of what, and when. */
+interface IssuedFile {
+  ticketId: string;
+  fileName: string;
+  at: number;
+}
+
+/** Options of a {@linkcode Broker}. */
+export interface BrokerOptions {
+  /** The time source for how long file tickets are remembered (default: the system clock). */
+  clock?: Clock;
+}
+
 /** A `startprivate` request waiting for the target's y/n. */
 export interface PendingAsk {
   id: number;
   from: string;
   to: string;
   at: number;
+}
+
+/** The key of a sender and a receiver in the broker's memory of file tickets. */
+function pairKey(from: string, to: string): string {
+  return `${from}\n${to}`;
 }
 
 /** The UDP address of a logged-in session: its IP as the server sees it and its UDP port. */
@@ -36,12 +66,18 @@ export class Broker {
   readonly #pairs = new Map<string, Map<string, string>>();
   readonly #asks = new Map<number, PendingAsk>();
   #nextAsk = 1;
+  /** File tickets issued, oldest first, by `<sender>\n<receiver>`. */
+  readonly #files = new Map<string, IssuedFile[]>();
+  readonly #clock: Clock;
 
   constructor(
     readonly roster: Roster,
     readonly relations: Relations,
     readonly logger: Logger,
-  ) {}
+    options: BrokerOptions = {},
+  ) {
+    this.#clock = options.clock ?? systemClock;
+  }
 
   /**
    * `UPD <user> <filename>`: tickets for a direct file transfer (the client checked the file). A
@@ -65,6 +101,7 @@ export class Broker {
       fromAddress: udpAddress(from),
       toAddress: udpAddress(target),
     });
+    this.#remember(from.user, to, { ticketId: mine.id, fileName, at: this.#clock.now() });
     notify(to, { kind: "ticket", lines: [], data: { ticket: theirs } });
     this.logger.info(`${from.user} is sending ${fileName} to ${to} over UDP.`);
     return { ok: true, lines: [], data: { ticket: mine } };
@@ -178,9 +215,52 @@ export class Broker {
     }
   }
 
-  /** Drops the requests asked before `before`; each requester is told. */
+  /**
+   * `blocker` blocked `blocked`: the file tickets `blocked` got for sending to `blocker` are
+   * revoked. Each side gets a `transfer-revoked` event per ticket: the blocker's client stops the
+   * transfer (its engine refuses the ticket from then on and deletes a partial file), and the
+   * sender's client stops sending. Returns how many tickets were revoked.
+   */
+  revokeFiles(blocker: string, blocked: string, notify: Notify): number {
+    const key = pairKey(blocked, blocker);
+    const files = this.#fresh(this.#files.get(key) ?? []);
+    this.#files.delete(key);
+    for (const { ticketId, fileName } of files) {
+      notify(blocker, {
+        kind: "transfer-revoked",
+        lines: [`Stopped receiving ${fileName} from ${blocked}: you blocked ${blocked}.`],
+        data: { peer: blocked, ticketId },
+      });
+      notify(blocked, {
+        kind: "transfer-revoked",
+        lines: [
+          `Your file transfer of ${fileName} to ${blocker} was stopped: ${blocker} has blocked you.`,
+        ],
+        data: { peer: blocker, ticketId },
+      });
+    }
+    if (files.length > 0) {
+      this.logger.info(`${blocker} revoked ${files.length} file ticket(s) of ${blocked}.`);
+    }
+    return files.length;
+  }
+
+  /** The file tickets still remembered from `from` to `to`, oldest first (for tests). */
+  fileTickets(from: string, to: string): string[] {
+    return this.#fresh(this.#files.get(pairKey(from, to)) ?? []).map((f) => f.ticketId);
+  }
+
+  /**
+   * Drops the requests asked before `before`, each requester told, and forgets the file tickets
+   * older than {@linkcode FILE_TICKET_MEMORY_MS}.
+   */
   expire(before: number, notify: Notify): void {
     for (const ask of this.#takeAsks((a) => a.at < before)) this.#unanswered(ask, notify);
+    for (const [key, files] of this.#files) {
+      const fresh = this.#fresh(files);
+      if (fresh.length === 0) this.#files.delete(key);
+      else if (fresh.length !== files.length) this.#files.set(key, fresh);
+    }
   }
 
   /** The ticket id of the private session between `a` and `b`, if any. */
@@ -201,6 +281,19 @@ export class Broker {
     const session = this.roster.get(target);
     if (!session) throw new CommandError(`${target} is offline`);
     return session;
+  }
+
+  #remember(from: string, to: string, file: IssuedFile): void {
+    const key = pairKey(from, to);
+    const files = this.#fresh(this.#files.get(key) ?? []);
+    files.push(file);
+    this.#files.set(key, files.slice(-FILE_TICKETS_PER_PAIR));
+  }
+
+  /** The file tickets in `files` that are still remembered. */
+  #fresh(files: IssuedFile[]): IssuedFile[] {
+    const since = this.#clock.now() - FILE_TICKET_MEMORY_MS;
+    return files.filter((f) => f.at > since);
   }
 
   #open(a: string, b: string, ticketId: string): void {

@@ -23,11 +23,18 @@ import type { Connection } from "../shared/transport.ts";
 import { ASK_TIMEOUT_MS } from "./broker.ts";
 import type { CommandContext, HandlerResult } from "./handlers/context.ts";
 import { HANDLERS } from "./handlers/mod.ts";
+import { FALLBACK_MAX_CONNECTIONS } from "./limits.ts";
 import type { Login } from "./login.ts";
 import { type Answer, type Delivery, type Notify, Outbox, refusal } from "./replies.ts";
 import type { EndReason } from "./roster.ts";
 import { Session } from "./session.ts";
-import { buildState, type ServerConfig, type ServerState } from "./state.ts";
+import {
+  buildState,
+  DEFAULT_PENDING_PER_IP,
+  type ServerConfig,
+  type ServerState,
+} from "./state.ts";
+import { addressKey, AddressThrottle } from "./throttle.ts";
 
 /** The server's name and version, sent in `hello` and printed by `--version`. */
 export const SERVER_AGENT = "toom-server/1.0.0";
@@ -67,11 +74,7 @@ export class ChatServer {
     },
     pass: { loggedIn: false, handle: (session, frame) => this.#pass(session, frame) },
     cmd: { loggedIn: true, handle: (session, frame) => this.#command(session, frame) },
-    passwd: {
-      loggedIn: true,
-      handle: async (session, frame) =>
-        this.#respond(session, frame.id, await this.login.passwd(session, frame.old, frame.new)),
-    },
+    passwd: { loggedIn: true, handle: (session, frame) => this.#passwd(session, frame) },
     answer: {
       loggedIn: true,
       handle: (session, { id, ask, yes }) =>
@@ -87,9 +90,16 @@ export class ChatServer {
   readonly #deliverNow: Notify = (to, event) =>
     this.state.roster.get(to)?.send({ t: "event", ...event });
 
+  /** Connections beyond this are closed at once. */
+  readonly maxConnections: number;
+  /** One log line per minute about refused connections, overall and per address. */
+  readonly #reports: AddressThrottle;
+
   constructor(config: ServerConfig) {
     this.config = config;
     ({ state: this.state, login: this.login } = buildState(config));
+    this.maxConnections = config.maxConnections ?? FALLBACK_MAX_CONNECTIONS;
+    this.#reports = new AddressThrottle({ limit: 1, windowMs: 60_000 }, config.clock);
   }
 
   /** Every session's frame budget, as `hello` announces it. */
@@ -128,7 +138,12 @@ export class ChatServer {
   }
 
   async #serve(conn: Connection): Promise<void> {
-    if (this.#closing || this.#sessions.size >= (this.config.maxConnections ?? 4096)) {
+    if (this.#closing || !this.#makeRoom()) {
+      if (!this.#closing && this.#reports.shouldReport("too many connections")) {
+        this.config.logger.warn(
+          `Refusing connections: ${this.maxConnections} users logged in (--max-connections)`,
+        );
+      }
       conn.close();
       return;
     }
@@ -140,7 +155,7 @@ export class ChatServer {
       onOverflow: (s) => this.#drop(s, "Send queue exceeded"),
     });
     this.#sessions.add(session);
-    this.#limitPending();
+    this.#limitPending(session);
     const decoder = new FrameDecoder();
     const reader = conn.readable.getReader();
     try {
@@ -177,12 +192,53 @@ export class ChatServer {
     }
   }
 
-  /** Keeps connections that have not logged in from crowding out those that will. */
-  #limitPending(): void {
-    const limit = this.config.maxPendingLogins ?? 512;
+  /**
+   * Whether a new connection fits under `maxConnections`. When it would not, the oldest
+   * connection not yet logged in makes way for it (so idle connections cannot keep users out);
+   * when every connection is a logged-in user, it does not fit.
+   */
+  #makeRoom(): boolean {
+    let open = 0;
+    let oldestPending: Session | undefined;
+    for (const session of this.#sessions) {
+      if (session.ending) continue;
+      open++;
+      if (session.stage !== "active") oldestPending ??= session;
+    }
+    if (open < this.maxConnections) return true;
+    if (!oldestPending) return false;
+    if (this.#reports.shouldReport("connections full")) {
+      this.config.logger.warn(
+        `${this.maxConnections} connections open (--max-connections): closing the oldest of ` +
+          "those not logged in to make room",
+      );
+    }
+    oldestPending.close();
+    return true;
+  }
+
+  /**
+   * Keeps connections that have not logged in from crowding out those that will: beyond the
+   * limit per source address a new one pushes out that address's oldest, and beyond the overall
+   * limit the oldest of all. So one address cannot push out everyone else's logins.
+   */
+  #limitPending(newcomer: Session): void {
     const pending = [...this.#sessions].filter((s) => s.stage !== "active" && !s.ending);
-    for (let i = 0; i < pending.length - limit; i++) {
-      this.#drop(pending[i]!, "Too many connections waiting to log in");
+    const perIp = this.config.maxPendingPerIp ?? DEFAULT_PENDING_PER_IP;
+    if (perIp > 0) {
+      const key = addressKey(newcomer.remote.hostname);
+      const mine = pending.filter((s) => addressKey(s.remote.hostname) === key);
+      if (mine.length > perIp && this.#reports.shouldReport(key)) {
+        this.config.logger.warn(
+          `Closing connections waiting to log in from ${key}: over ${perIp} at once`,
+        );
+      }
+      for (let i = 0; i < mine.length - perIp; i++) mine[i]!.close();
+    }
+    const limit = this.config.maxPendingLogins ?? 512;
+    const left = pending.filter((s) => !s.ending);
+    for (let i = 0; i < left.length - limit; i++) {
+      this.#drop(left[i]!, "Too many connections waiting to log in");
     }
   }
 
@@ -275,6 +331,24 @@ export class ChatServer {
     }
     this.#respond(session, frame.id, outcome.answer);
     if (outcome.hangUp) session.end();
+  }
+
+  /**
+   * `passwd`: answers; when a wrong old password locked the account, the user is logged out (as
+   * by OUT) and told why, and the connection closes.
+   */
+  async #passwd(session: Session, frame: Extract<ClientFrame, { t: "passwd" }>): Promise<void> {
+    const outcome = await this.login.passwd(session, frame.old, frame.new);
+    this.#respond(session, frame.id, outcome.answer);
+    if (!outcome.hangUp) return;
+    session.send({
+      t: "event",
+      kind: "logout",
+      lines: ["You have been logged out: your account is blocked for now"],
+      data: { reason: "blocked" },
+    });
+    await this.#leave(session, "out");
+    session.end();
   }
 
   /** Logs a session's user out, delivering what that tells others at once. */
@@ -389,5 +463,6 @@ export class ChatServer {
       session.end();
     }
     await Promise.all([...this.#running]);
+    this.login.accounts.pool.close();
   }
 }

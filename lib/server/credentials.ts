@@ -89,25 +89,43 @@ export function parseCredentials(text: string, fileName = "credentials.txt"): Cr
   return { accounts, problems };
 }
 
-function scryptAsync(password: string, salt: Buffer, cost: HashCost): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
+/**
+ * Derives a `keyLength`-byte scrypt key. Where it runs is the caller's choice: the server runs it
+ * on a worker thread of its hash pool (hash_pool.ts); `deriveHere` runs it on the runtime's own
+ * thread pool.
+ */
+export type Derive = (
+  password: string,
+  salt: Uint8Array,
+  cost: HashCost,
+  keyLength: number,
+) => Promise<Uint8Array>;
+
+/** The memory limit to give node:crypto's scrypt for `cost` (it needs 128·N·r bytes). */
+export function scryptMaxmem(cost: HashCost): number {
+  return 256 * cost.N * cost.r + 1024 * 1024;
+}
+
+/** Derives a key with node:crypto's asynchronous scrypt, unbounded: for tools and tests. */
+export const deriveHere: Derive = (password, salt, cost, keyLength) =>
+  new Promise((resolve, reject) => {
     scrypt(
       password,
       salt,
-      KEY_LENGTH,
-      { N: cost.N, r: cost.r, p: cost.p, maxmem: 256 * cost.N * cost.r + 1024 * 1024 },
+      keyLength,
+      { N: cost.N, r: cost.r, p: cost.p, maxmem: scryptMaxmem(cost) },
       (error, key) => error ? reject(error) : resolve(key),
     );
   });
-}
 
 /** Hashes a password into a self-describing `scrypt$N$r$p$salt$hash` string. */
 export async function hashPassword(
   password: string,
   cost: HashCost = DEFAULT_HASH_COST,
+  derive: Derive = deriveHere,
 ): Promise<string> {
   const salt = randomBytes(16);
-  const key = await scryptAsync(password, salt, cost);
+  const key = Buffer.from(await derive(password, salt, cost, KEY_LENGTH));
   return `scrypt$${cost.N}$${cost.r}$${cost.p}$${salt.toString("base64")}$${
     key.toString("base64")
   }`;
@@ -126,8 +144,17 @@ function digest(text: string): Buffer {
   return createHash("sha256").update(text, "utf8").digest();
 }
 
+/** Whether a stored secret is an scrypt hash (checking it costs real work) rather than clear text. */
+export function isHashed(secret: string): boolean {
+  return SCRYPT_PATTERN.test(secret);
+}
+
 /** Checks a password against a stored secret, clear or hashed, in constant time. */
-export async function verifyPassword(password: string, secret: string): Promise<boolean> {
+export async function verifyPassword(
+  password: string,
+  secret: string,
+  derive: Derive = deriveHere,
+): Promise<boolean> {
   const match = SCRYPT_PATTERN.exec(secret);
   if (!match) return timingSafeEqual(digest(password), digest(secret));
   const [, n, r, p, saltText, keyText] = match;
@@ -138,7 +165,8 @@ export async function verifyPassword(password: string, secret: string): Promise<
     return false;
   }
   try {
-    const actual = await scryptAsync(password, Buffer.from(saltText!, "base64"), cost);
+    const salt = Buffer.from(saltText!, "base64");
+    const actual = Buffer.from(await derive(password, salt, cost, KEY_LENGTH));
     return timingSafeEqual(actual, expected);
   } catch {
     return false;
@@ -163,4 +191,40 @@ export function setSecret(text: string, username: string, secret: string): strin
   }
   if (text === "") return entry + "\n";
   return (text.endsWith("\n") ? text : text + "\n") + entry + "\n";
+}
+
+/**
+ * Returns the credentials text with every clear-text password replaced by its scrypt hash (through
+ * `hash`), every other line kept byte for byte, and how many were hashed. Lines the parser skips
+ * (malformed, duplicate) are left as they are.
+ */
+export async function hashClearPasswords(
+  text: string,
+  hash: (password: string) => Promise<string>,
+): Promise<{ text: string; hashed: number }> {
+  let result = text;
+  let hashed = 0;
+  for (const account of parseCredentials(text).accounts.values()) {
+    if (isHashed(account.secret)) continue;
+    result = setSecret(result, account.username, await hash(account.secret));
+    hashed++;
+  }
+  return { text: result, hashed };
+}
+
+/**
+ * The start-up warning for a credentials file that others can read while it holds clear-text
+ * passwords (`mode` as from stat), or undefined when there is nothing to warn about.
+ */
+export function exposureWarning(path: string, mode: number, text: string): string | undefined {
+  const readers = [mode & 0o040 ? "group" : "", mode & 0o004 ? "others" : ""].filter(Boolean);
+  if (readers.length === 0) return undefined;
+  const clear = [...parseCredentials(text, path).accounts.values()]
+    .filter((account) => !isHashed(account.secret)).length;
+  if (clear === 0) return undefined;
+  const octal = (mode & 0o777).toString(8).padStart(4, "0");
+  const option = path === "credentials.txt" ? "" : ` --credentials ${path}`;
+  return `Warning: ${path} is readable by ${readers.join(" and ")} (mode ${octal}) and holds ` +
+    `${clear} clear-text password(s). Protect it with "chmod 600 ${path}" and hash them with ` +
+    `"chat-server --hash-credentials${option}".`;
 }

@@ -9,11 +9,23 @@ export interface TextFiles {
   read(path: string): Promise<string | undefined>;
   /** Appends text in one write (callers pass whole lines). */
   append(path: string, text: string): Promise<void>;
-  /** Replaces the whole file atomically: a reader sees the old text or the new, never a mix. */
-  replace(path: string, text: string): Promise<void>;
+  /**
+   * Replaces the whole file atomically: a reader sees the old text or the new, never a mix. The
+   * file keeps its permission bits; a new file gets `newFileMode` when given.
+   */
+  replace(path: string, text: string, options?: ReplaceOptions): Promise<void>;
 }
 
-/** Files on disk; `replace` writes a temporary file beside the target and renames it. */
+/** How `replace` creates a file that does not exist yet. */
+export interface ReplaceOptions {
+  /** Permission bits for a new file (e.g. 0o600 for credentials); otherwise the default. */
+  newFileMode?: number;
+}
+
+/**
+ * Files on disk; `replace` writes a temporary file beside the target and renames it, giving it the
+ * target's permission bits first (the temporary file is private until then).
+ */
 export class DiskFiles implements TextFiles {
   async read(path: string): Promise<string | undefined> {
     try {
@@ -28,15 +40,33 @@ export class DiskFiles implements TextFiles {
     await Deno.writeTextFile(path, text, { append: true, create: true });
   }
 
-  async replace(path: string, text: string): Promise<void> {
+  async replace(path: string, text: string, options: ReplaceOptions = {}): Promise<void> {
     const temp = `${path}.${crypto.randomUUID()}.tmp`;
+    const mode = await modeOf(path) ?? options.newFileMode;
     try {
-      await Deno.writeTextFile(temp, text);
+      if (mode === undefined || Deno.build.os === "windows") {
+        await Deno.writeTextFile(temp, text);
+      } else {
+        // Created private, then given the mode: chmod is not narrowed by the umask.
+        await Deno.writeTextFile(temp, text, { mode: 0o600 });
+        await Deno.chmod(temp, mode);
+      }
       await Deno.rename(temp, path);
     } catch (error) {
       await Deno.remove(temp).catch(() => {});
       throw error;
     }
+  }
+}
+
+/** A file's permission bits, or undefined when it does not exist (or the system has none). */
+async function modeOf(path: string): Promise<number | undefined> {
+  try {
+    const mode = (await Deno.stat(path)).mode;
+    return mode === null ? undefined : mode & 0o777;
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return undefined;
+    throw error;
   }
 }
 

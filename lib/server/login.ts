@@ -5,16 +5,40 @@
  */
 import { CommandError } from "../shared/errors.ts";
 import type { Logger } from "../shared/logger.ts";
-import type { AccountStore } from "./accounts.ts";
+import { type AccountStore, WrongPasswordError } from "./accounts.ts";
 import { passwordProblem, usernameProblem } from "./credentials.ts";
+import { ServerBusyError } from "./hash_pool.ts";
 import type { LoginGuard } from "./lockout.ts";
+import { lookAlikeProblem } from "./names.ts";
 import { type Answer, refusal } from "./replies.ts";
 import type { Session } from "./session.ts";
+import { addressKey, type AddressThrottle } from "./throttle.ts";
+
+/** An answer, and whether the session ends after it (a lockout). */
+export interface Outcome {
+  answer: Answer;
+  hangUp: boolean;
+}
 
 /** What a `pass` frame led to: an answer (and whether to hang up after it), or admission. */
-export type PassOutcome = { answer: Answer; hangUp: boolean } | "admit";
+export type PassOutcome = Outcome | "admit";
+
+/** The login rules besides the lockout. */
+export interface LoginOptions {
+  allowRegister: boolean;
+  /** Failed logins and wrong `passwd` old passwords per source address. */
+  failures?: AddressThrottle;
+  /** Accounts registered per source address. */
+  registrations?: AddressThrottle;
+}
 
 const BLOCKED = "Your account is blocked due to multiple login failures. Please try again later";
+/** The reply when a source address is over its failed-login limit (its password is not checked). */
+export const TOO_MANY_FAILURES =
+  "Too many failed attempts from your address. Please try again later";
+/** The reply when a source address is over its registration limit. */
+export const TOO_MANY_REGISTRATIONS =
+  "Too many new accounts from your address. Please try again later";
 
 /** Logs sessions in. */
 export class Login {
@@ -22,7 +46,7 @@ export class Login {
     readonly accounts: AccountStore,
     readonly guard: LoginGuard,
     readonly logger: Logger,
-    readonly options: { allowRegister: boolean },
+    readonly options: LoginOptions,
   ) {}
 
   /** `user`: an existing account asks for its password; an unknown one may register. */
@@ -37,7 +61,9 @@ export class Login {
       return { ok: true, lines: [], data: { need: "password" } };
     }
     if (this.options.allowRegister) {
-      if (problem) return refusal("usage", `${problem}.`);
+      // New names only: accounts already on file keep working (lib/server/names.ts).
+      const refused = problem ?? lookAlikeProblem(name);
+      if (refused) return refusal("usage", `${refused}.`);
       session.user = name;
       session.stage = "register";
       return {
@@ -60,12 +86,20 @@ export class Login {
       return answer(refusal("usage", `Invalid UDP port: ${udpPort}`));
     }
     const user = session.user;
+    const from = session.remote.hostname;
     if (session.stage === "register") {
       const problem = passwordProblem(password);
       if (problem) return answer(refusal("usage", `${problem}.`));
+      const { registrations } = this.options;
+      if (registrations && !registrations.take(from)) {
+        this.#report(registrations, from, "registrations", "new accounts per hour");
+        return answer(refusal("throttled", TOO_MANY_REGISTRATIONS));
+      }
       try {
         await this.accounts.register(user, password);
       } catch (error) {
+        registrations?.refund(from);
+        if (error instanceof ServerBusyError) return answer(refusal("busy", error.message));
         if (!(error instanceof CommandError)) throw error;
         session.stage = "username";
         return answer(refusal("unknown-user", `${error.message}.`));
@@ -74,7 +108,18 @@ export class Login {
       return "admit";
     }
     if (this.guard.isLocked(user)) return answer(refusal("blocked", BLOCKED), true);
-    const good = await this.accounts.check(user, password);
+    const throttled = this.#overFailures(from);
+    if (throttled) return answer(throttled);
+    let good: boolean;
+    try {
+      good = await this.accounts.check(user, password);
+    } catch (error) {
+      if (!(error instanceof ServerBusyError)) throw error;
+      // Refused before any check: it counts for nothing, anywhere.
+      this.options.failures?.refund(from);
+      return answer(refusal("busy", error.message));
+    }
+    if (good) this.options.failures?.refund(from);
     // The connection went away meanwhile: the attempt counts for nothing, and nothing is sent.
     if (session.ending) return answer(refusal("failed", "Connection closed."), true);
     // The lockout may have started while the password was being checked.
@@ -96,17 +141,65 @@ export class Login {
     return "admit";
   }
 
-  /** `passwd`: a logged-in user changes their password, giving the old one. */
-  async passwd(session: Session, old: string, fresh: string): Promise<Answer> {
+  /**
+   * `passwd`: a logged-in user changes their password, giving the old one. A wrong old password
+   * counts as a failed login, for the account and for the source address; when it locks the
+   * account the session ends (`hangUp`). While the account is locked, passwd is refused.
+   */
+  async passwd(session: Session, old: string, fresh: string): Promise<Outcome> {
+    const answer = (a: Answer, hangUp = false) => ({ answer: a, hangUp });
     const problem = passwordProblem(fresh);
-    if (problem) return refusal("usage", `${problem}.`);
+    if (problem) return answer(refusal("usage", `${problem}.`));
+    const user = session.user;
+    const from = session.remote.hostname;
+    if (this.guard.isLocked(user)) return answer(refusal("blocked", BLOCKED));
+    const throttled = this.#overFailures(from);
+    if (throttled) return answer(throttled);
     try {
-      await this.accounts.changePassword(session.user, old, fresh);
+      await this.accounts.changePassword(user, old, fresh);
     } catch (error) {
+      if (error instanceof WrongPasswordError) {
+        if (session.ending) return answer(refusal("failed", "Connection closed."), true);
+        if (this.guard.recordFailure(user) === "locked") {
+          this.logger.info(`${user} blocked after ${this.guard.maxFailures} failed login(s)`);
+          return answer(
+            refusal(
+              "locked",
+              "Old password is incorrect. Your account has been blocked. Please try again later",
+            ),
+            true,
+          );
+        }
+        return answer(refusal("failed", error.message));
+      }
+      // Busy, or the file could not be written: the old password was not found wrong.
+      this.options.failures?.refund(from);
+      if (error instanceof ServerBusyError) return answer(refusal("busy", error.message));
       if (!(error instanceof CommandError)) throw error;
-      return refusal("failed", error.message);
+      return answer(refusal("failed", error.message));
     }
-    this.logger.info(`${session.user} changed their password`);
-    return { ok: true, lines: ["Password changed."] };
+    this.options.failures?.refund(from);
+    this.guard.recordSuccess(user);
+    this.logger.info(`${user} changed their password`);
+    return answer({ ok: true, lines: ["Password changed."] });
+  }
+
+  /**
+   * Takes one failure from the source address's budget before a password is checked (it is given
+   * back if the password is right); the refusal to send when the address has none left.
+   */
+  #overFailures(from: string): Answer | undefined {
+    const { failures } = this.options;
+    if (!failures || failures.take(from)) return undefined;
+    this.#report(failures, from, "logins", "failed attempts per minute");
+    return refusal("throttled", TOO_MANY_FAILURES);
+  }
+
+  /** Logs a refusal by address once per window, however many follow. */
+  #report(throttle: AddressThrottle, from: string, what: string, rate: string): void {
+    if (!throttle.shouldReport(from)) return;
+    this.logger.warn(
+      `Refusing ${what} from ${addressKey(from)} for now: over ${throttle.rule.limit} ${rate}`,
+    );
   }
 }

@@ -14,3 +14,10 @@ export { ChatServer, SERVER_AGENT } from "./chat_server.ts";
 export type { ServerConfig } from "./state.ts";
 export { DiskFiles, MemoryFiles, type TextFiles } from "./files.ts";
 export { type Listening, serveTcp } from "./tcp_server.ts";
+export {
+  DEFAULT_CERT_FILE,
+  DEFAULT_KEY_FILE,
+  loadCertificateFiles,
+  loadOrCreateCertificate,
+  type TlsIdentity,
+} from "./certificate.ts";

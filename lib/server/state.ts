@@ -8,12 +8,14 @@ import { AccountStore } from "./accounts.ts";
 import { Broker } from "./broker.ts";
 import { DEFAULT_HASH_COST, type HashCost } from "./credentials.ts";
 import type { TextFiles } from "./files.ts";
+import { HashPool } from "./hash_pool.ts";
 import { LoginGuard } from "./lockout.ts";
 import { Login } from "./login.ts";
-import { Mailbox } from "./mailbox.ts";
+import { DEFAULT_PER_SENDER, Mailbox } from "./mailbox.ts";
 import { MessageBoard } from "./message_board.ts";
 import { Relations } from "./relations.ts";
 import { Roster } from "./roster.ts";
+import { AddressThrottle } from "./throttle.ts";
 import { UserLog } from "./user_log.ts";
 
 /** What a server is configured with. Durations are milliseconds. */
@@ -34,16 +36,41 @@ export interface ServerConfig {
   /** A session silent this long is lost (heartbeats count). */
   heartbeatTimeoutMs?: number;
   sendQueueBytes?: number;
-  /** Connections beyond this are refused. */
+  /**
+   * Connections beyond this are refused, once the oldest not logged in has made way (default
+   * 4096; chat-server derives it from the descriptors it can open, see limits.ts).
+   */
   maxConnections?: number;
   /** Connections not yet logged in beyond this push out the oldest such connection. */
   maxPendingLogins?: number;
+  /**
+   * Per source address (IPv4, or IPv6 /64): connections not yet logged in; a new one beyond it
+   * pushes out that address's oldest. 0 = no limit. Default 32.
+   */
+  maxPendingPerIp?: number;
+  /** Per source address: failed logins and wrong `passwd` old passwords per minute (default 30). */
+  maxFailuresPerIp?: number;
+  /** Per source address: accounts registered per hour; 0 = no limit. Default 10. */
+  maxRegistrationsPerIp?: number;
+  /** Password hashes (scrypt checks and hashes) run at once. Default 1. */
+  hashConcurrency?: number;
+  /** Password hashes waiting for a turn; beyond it logins are refused as busy. Default 32. */
+  hashQueue?: number;
   /** Command rate limit: a burst, refilled at `perSecond`. */
   commandBurst?: number;
   commandsPerSecond?: number;
   /** Offline messages kept per recipient. */
   mailboxLimit?: number;
+  /** Of those, how many one sender may hold (default 20). */
+  mailboxPerSender?: number;
 }
+
+/** Failed logins (and wrong `passwd` old passwords) per minute per source address by default. */
+export const DEFAULT_FAILURES_PER_IP = 30;
+/** Accounts registered per hour per source address by default. */
+export const DEFAULT_REGISTRATIONS_PER_IP = 10;
+/** Connections not yet logged in per source address by default. */
+export const DEFAULT_PENDING_PER_IP = 32;
 
 /** The server state that commands read and change. */
 export interface ServerState {
@@ -61,17 +88,22 @@ export function buildState(config: ServerConfig): { state: ServerState; login: L
   const { files, clock, logger } = config;
   const writeFailed = (path: string) => (error: unknown) =>
     logger.warn(`Could not write ${path} (it is rewritten at the next change): ${error}`);
-  const accounts = new AccountStore(
-    files,
-    config.credentialsPath,
+  const pool = new HashPool({
+    ...(config.hashConcurrency !== undefined ? { concurrency: config.hashConcurrency } : {}),
+    ...(config.hashQueue !== undefined ? { queue: config.hashQueue } : {}),
+  });
+  const accounts = new AccountStore(files, config.credentialsPath, {
     logger,
-    config.hashCost ?? DEFAULT_HASH_COST,
-  );
+    hashCost: config.hashCost ?? DEFAULT_HASH_COST,
+    pool,
+  });
   const userLog = new UserLog(files, config.userLogPath, {
     onWriteError: writeFailed(config.userLogPath),
   });
   const relations = new Relations();
-  const mailbox = new Mailbox(config.mailboxLimit ?? 100);
+  const mailbox = new Mailbox(config.mailboxLimit ?? 100, {
+    perSender: config.mailboxPerSender ?? DEFAULT_PER_SENDER,
+  });
   const roster = new Roster({
     accounts,
     userLog,
@@ -82,13 +114,23 @@ export function buildState(config: ServerConfig): { state: ServerState; login: L
     duplicateLogin: config.duplicateLogin,
     onLeave: (user, notify) => broker.userLeft(user, notify),
   });
-  const broker = new Broker(roster, relations, logger);
+  const broker = new Broker(roster, relations, logger, { clock });
   const board = new MessageBoard(files, config.messageLogPath, clock, {
     onWriteError: writeFailed(config.messageLogPath),
   });
   const guard = new LoginGuard(config.maxFailures, config.blockDurationMs, clock);
   return {
     state: { board, userLog, relations, mailbox, roster, broker, logger },
-    login: new Login(accounts, guard, logger, { allowRegister: config.allowRegister }),
+    login: new Login(accounts, guard, logger, {
+      allowRegister: config.allowRegister,
+      failures: new AddressThrottle({
+        limit: config.maxFailuresPerIp ?? DEFAULT_FAILURES_PER_IP,
+        windowMs: 60_000,
+      }, clock),
+      registrations: new AddressThrottle({
+        limit: config.maxRegistrationsPerIp ?? DEFAULT_REGISTRATIONS_PER_IP,
+        windowMs: 3_600_000,
+      }, clock),
+    }),
   };
 }

@@ -50,7 +50,9 @@ export type ReplyCode =
   | "blocked"
   | "already-online"
   | "not-allowed"
-  | "rate-limited";
+  | "rate-limited"
+  | "throttled"
+  | "busy";
 
 /** A presence change: `<user> logged in` or `<user> logged out`. */
 export type Presence = "logged in" | "logged out";
@@ -69,10 +71,16 @@ export type ServerEvent =
   }
   | { kind: "broadcast"; lines: string[]; data: { from: string } }
   | { kind: "notice"; lines: string[]; data?: { peer: string } }
-  | { kind: "logout"; lines: string[]; data: { reason: "replaced" | "timeout" } }
+  | { kind: "logout"; lines: string[]; data: { reason: "replaced" | "timeout" | "blocked" } }
   | { kind: "ask"; lines: string[]; data: { ask: number; from: string } }
   | { kind: "ticket"; lines: string[]; data: { ticket: Ticket } }
-  | { kind: "private-stop"; lines: string[]; data: { peer: string; ticketId: string } };
+  | { kind: "private-stop"; lines: string[]; data: { peer: string; ticketId: string } }
+  | {
+    kind: "transfer-revoked";
+    lines: string[];
+    /** A file ticket revoked by a block; `peer` is the other side of that transfer. */
+    data: { peer: string; ticketId: string };
+  };
 
 /** Kinds of server-pushed event. */
 export type EventKind = ServerEvent["kind"];
@@ -206,10 +214,11 @@ const EVENT_DATA: Record<EventKind, { required: Shape; optional?: Shape }> = {
   message: { required: { from: "string" }, optional: { ref: "ref" } },
   broadcast: { required: { from: "string" } },
   notice: { required: {}, optional: { peer: "string" } },
-  logout: { required: { reason: ["replaced", "timeout"] } },
+  logout: { required: { reason: ["replaced", "timeout", "blocked"] } },
   ask: { required: { ask: "number", from: "string" } },
   ticket: { required: { ticket: "ticket" } },
   "private-stop": { required: { peer: "string", ticketId: "string" } },
+  "transfer-revoked": { required: { peer: "string", ticketId: "string" } },
 };
 
 /** The fields a reply's `data` may have. */

@@ -18,6 +18,17 @@ export interface Connection {
   close(): void;
 }
 
+/**
+ * A connection refused or ended for a reason its user must read and that trying again will not
+ * cure: the server's certificate changed, or the other side speaks TLS and this one does not.
+ */
+export class TransportError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "TransportError";
+  }
+}
+
 /** Adapts a Deno TCP connection. */
 export function tcpConnection(conn: Deno.Conn): Connection {
   const remote = conn.remoteAddr as Deno.NetAddr;

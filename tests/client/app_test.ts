@@ -171,6 +171,22 @@ Deno.test("the client shows unknown events and replies to nobody, and carries on
   assert.equal(terminal.output.at(-1), "You have been logged out due to inactivity");
 });
 
+Deno.test("a logout because a passwd failure locked the account ends the client with 1", async () => {
+  const [clientEnd, serverEnd] = memoryPair();
+  const terminal = new ScriptTerminal(["yoda", "jedi"], { endAfter: false });
+  await using server = fakeServer(serverEnd, async (send) => {
+    await send(
+      '{"t":"event","kind":"logout","lines":["You have been logged out: your account is ' +
+        'blocked for now"],"data":{"reason":"blocked"}}\n',
+    );
+    serverEnd.close();
+  });
+  const exit = await runClient({ conn: clientEnd, terminal, udpPort: 9000 });
+  await server.done;
+  assert.equal(exit, 1);
+  assert.ok(terminal.output.includes("You have been logged out: your account is blocked for now"));
+});
+
 Deno.test("the client says the connection is lost when the server goes away", async () => {
   const [clientEnd, serverEnd] = memoryPair();
   const terminal = new ScriptTerminal(["yoda", "jedi"], { endAfter: false });

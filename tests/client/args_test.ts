@@ -22,6 +22,9 @@ Deno.test("parseClientArgs() reads the three positionals with the default downlo
     downloadDir: ".",
     noBell: false,
     reconnectForMs: 120_000,
+    maxFileBytes: 4 * 1024 ** 3,
+    ca: undefined,
+    noTls: false,
   });
 });
 
@@ -50,6 +53,44 @@ Deno.test("parseClientArgs() reads --reconnect-for in seconds, 0 meaning never",
   );
 });
 
+Deno.test("parseClientArgs() reads --ca and --no-tls, which do not go together", () => {
+  const ca = clientArgs(["localhost", "5000", "0", "--ca", "/etc/toom/ca.pem"]);
+  assert.deepEqual([ca.ca, ca.noTls], ["/etc/toom/ca.pem", false]);
+  const plain = clientArgs(["localhost", "5000", "0", "--no-tls"]);
+  assert.deepEqual([plain.ca, plain.noTls], [undefined, true]);
+  assert.equal(
+    exited(parseClientArgs(["localhost", "5000", "0", "--no-tls", "--ca=ca.pem"])).stderr,
+    `--ca and --no-tls cannot be combined\n${CLIENT_USAGE}\n`,
+  );
+});
+
+Deno.test("parseClientArgs() lists the TLS options and the pin file in its help", () => {
+  const help = exited(parseClientArgs(["--help"])).stdout!;
+  for (const text of ["--ca FILE", "--no-tls", "known_servers"]) assert.ok(help.includes(text));
+});
+
+Deno.test("parseClientArgs() reads --max-file-size in bytes or K, M, G, T (powers of 1024)", () => {
+  const max = (size: string) =>
+    clientArgs(["localhost", "5000", "0", "--max-file-size", size]).maxFileBytes;
+  assert.equal(max("1048576"), 1_048_576);
+  assert.equal(max("500M"), 500 * 1024 ** 2);
+  assert.equal(max("4G"), 4 * 1024 ** 3);
+  assert.equal(max("4GiB"), 4 * 1024 ** 3);
+  assert.equal(max("4gb"), 4 * 1024 ** 3);
+  assert.equal(max("1.5G"), 1.5 * 1024 ** 3);
+  assert.equal(max("64k"), 65_536);
+  assert.equal(max("2T"), 2 * 1024 ** 4);
+  assert.equal(max("0"), 0);
+  for (const bad of ["", "big", "-1", "4X", "4 G B", "1e9", "4iB", "9999999P"]) {
+    assert.match(
+      exited(parseClientArgs(["localhost", "5000", "0", `--max-file-size=${bad}`])).stderr!,
+      /^Invalid --max-file-size: .* \(e\.g\. 500M, 4G\)\n/,
+      bad,
+    );
+  }
+  assert.ok(exited(parseClientArgs(["--help"])).stdout!.includes("--max-file-size SIZE"));
+});
+
 Deno.test("parseClientArgs() accepts UDP port 0 and host names", () => {
   assert.deepEqual(clientArgs(["chat.example.com", "65535", "0"]), {
     serverHost: "chat.example.com",
@@ -58,6 +99,9 @@ Deno.test("parseClientArgs() accepts UDP port 0 and host names", () => {
     downloadDir: ".",
     noBell: false,
     reconnectForMs: 120_000,
+    maxFileBytes: 4 * 1024 ** 3,
+    ca: undefined,
+    noTls: false,
   });
 });
 
@@ -75,6 +119,8 @@ const CLIENT_USAGE_EXITS: [string, string[]][] = [
   ["a blank host", ["  ", "5000", "6666"]],
   ["an unknown option", ["127.0.0.1", "5000", "6666", "--verbose"]],
   ["a missing --download-dir value", ["127.0.0.1", "5000", "6666", "--download-dir"]],
+  ["a missing --ca value", ["127.0.0.1", "5000", "6666", "--ca"]],
+  ["--ca with --no-tls", ["127.0.0.1", "5000", "6666", "--ca", "ca.pem", "--no-tls"]],
 ];
 
 for (const [what, argv] of CLIENT_USAGE_EXITS) {

@@ -8,7 +8,7 @@ import { runClient } from "../../lib/client/app.ts";
 import { expandHome, p2pExtension } from "../../lib/client/p2p.ts";
 import { RecentIds } from "../../lib/client/recent_ids.ts";
 import type { LineKind, StatusRender, Terminal } from "../../lib/client/terminal.ts";
-import { MemoryNetwork } from "../../lib/p2p/mod.ts";
+import { MemoryNetwork, UdpSocket } from "../../lib/p2p/mod.ts";
 import { memoryPair } from "../../lib/shared/transport.ts";
 import { FreezableSocket, ManualClock, settle } from "../../testing/p2p_fixture.ts";
 import { PASSWORDS, startServer, type TestServer } from "../../testing/server_fixture.ts";
@@ -16,6 +16,7 @@ import { tempDir } from "../../testing/temp_dir.ts";
 
 const CAN_USE_FILES = Deno.permissions.querySync({ name: "read" }).state === "granted" &&
   Deno.permissions.querySync({ name: "write" }).state === "granted";
+if (!CAN_USE_FILES) console.log("(UPD tests ignored: they need --allow-read --allow-write)");
 
 /** A terminal the test types into, recording what is printed (with its kind) and the status lines. */
 class TestTerminal implements Terminal {
@@ -93,6 +94,9 @@ interface ClientOptions {
   interactive?: boolean;
   downloadDir?: string;
   home?: string;
+  /** A real UDP socket on 127.0.0.1 instead of one on the in-memory network. */
+  udp?: boolean;
+  maxFileBytes?: number;
 }
 
 async function client(
@@ -101,7 +105,9 @@ async function client(
   user: string,
   options: ClientOptions = {},
 ): Promise<Client> {
-  const socket = new FreezableSocket(net.network.socket());
+  const socket = new FreezableSocket(
+    options.udp ? new UdpSocket({ hostname: "127.0.0.1", port: 0 }) : net.network.socket(),
+  );
   const terminal = new TestTerminal(options.interactive);
   const extension = p2pExtension({
     socket,
@@ -109,6 +115,7 @@ async function client(
     downloadDir: options.downloadDir ?? "/nonexistent",
     engine: { clock: net.clock, messageRetryMs: 250, messageGiveUpMs: 2_500 },
     ...(options.home !== undefined ? { home: options.home } : {}),
+    ...(options.maxFileBytes !== undefined ? { maxFileBytes: options.maxFileBytes } : {}),
   });
   const [clientEnd, serverEnd] = memoryPair();
   void test.server.handle(serverEnd);
@@ -294,6 +301,68 @@ Deno.test({
     }
     assert.equal(test.logger.lines.filter((line) => line.includes("over UDP")).length, 0);
     assert.equal(hans.terminal.count("Receiving"), 0);
+  },
+});
+
+Deno.test({
+  name: "block stops a file coming from the blocked user over real UDP; both sides are told why",
+  ignore: !CAN_USE_FILES,
+  async fn() {
+    await using test = await startServer();
+    await using home = await tempDir("toom-home-");
+    await using downloads = await tempDir("toom-downloads-");
+    const net = network();
+    await using yoda = await client(test, net, "yoda", { home: home.path, udp: true });
+    await using hans = await client(test, net, "hans", { downloadDir: downloads.path, udp: true });
+    await Deno.writeTextFile(`${home.path}/plans.txt`, "the death star plans");
+
+    // hans's process is busy: yoda's offer waits in his socket while he blocks yoda.
+    hans.socket.freeze();
+    yoda.terminal.type("UPD hans ~/plans.txt");
+    await hans.terminal.waitFor("Receiving plans.txt from yoda...");
+    hans.terminal.type("block yoda");
+    await hans.terminal.waitFor("yoda is blocked");
+    await hans.terminal.waitFor("Stopped receiving plans.txt from yoda: you blocked yoda.");
+    await yoda.terminal.waitFor(
+      "Your file transfer of plans.txt to hans was stopped: hans has blocked you.",
+    );
+    // The offer that was waiting arrives now and is refused: the ticket is revoked.
+    hans.socket.thaw();
+    yoda.terminal.type("whoelse");
+    await yoda.terminal.waitFor("No other user is online.");
+    await settle();
+    assert.deepEqual([...Deno.readDirSync(downloads.path)], []);
+    assert.equal(hans.terminal.count("Received"), 0);
+    assert.equal(hans.terminal.count("failed"), 0, hans.terminal.lines.join("\n"));
+    assert.equal(yoda.terminal.count("failed"), 0, yoda.terminal.lines.join("\n"));
+    assert.equal(yoda.terminal.count("has been uploaded"), 0);
+  },
+});
+
+Deno.test({
+  name: "an offer over --max-file-size is refused over real UDP; both ends say why",
+  ignore: !CAN_USE_FILES,
+  async fn() {
+    await using test = await startServer();
+    await using home = await tempDir("toom-home-");
+    await using downloads = await tempDir("toom-downloads-");
+    const net = network();
+    await using yoda = await client(test, net, "yoda", { home: home.path, udp: true });
+    await using hans = await client(test, net, "hans", {
+      downloadDir: downloads.path,
+      udp: true,
+      maxFileBytes: 4096,
+    });
+    await Deno.writeFile(`${home.path}/big.iso`, new Uint8Array(5 * 1024));
+    yoda.terminal.type("UPD hans ~/big.iso");
+    await hans.terminal.waitFor(
+      "Refused big.iso from yoda: 5.0 KiB is over the 4.0 KiB limit (--max-file-size).",
+    );
+    await yoda.terminal.waitFor(
+      "Uploading ~/big.iso to hans failed: hans refused it (5.0 KiB is over the 4.0 KiB limit)",
+    );
+    assert.deepEqual([...Deno.readDirSync(downloads.path)], []);
+    assert.equal(hans.terminal.printed.at(-1)?.kind, "error");
   },
 });
 

@@ -8,7 +8,7 @@ import { Backoff, GIVE_UP } from "../../lib/client/reconnect.ts";
 import type { StatusRender, Terminal } from "../../lib/client/terminal.ts";
 import { FakeClock } from "../../lib/shared/clock.ts";
 import { FrameDecoder } from "../../lib/shared/framing.ts";
-import { type Connection, memoryPair } from "../../lib/shared/transport.ts";
+import { type Connection, memoryPair, TransportError } from "../../lib/shared/transport.ts";
 import { ManualClock, settle } from "../../testing/p2p_fixture.ts";
 import { startServer, type TestServer } from "../../testing/server_fixture.ts";
 
@@ -302,6 +302,33 @@ Deno.test("logging out while reconnecting ends the client at once", async () => 
   assert.equal(await exitOf(run), 1);
   assert.equal(terminal.output.at(-1), "Connection to server lost");
   assert.equal(terminal.statuses.at(-1), null);
+});
+
+Deno.test("a server that cannot be trusted any more ends reconnecting, its message shown", async () => {
+  const clock = new ManualClock();
+  await using test = await startServer();
+  const [clientEnd, serverEnd] = memoryPair();
+  void test.server.handle(serverEnd);
+  const terminal = new TypedTerminal(["yoda", "jedi"]);
+  let calls = 0;
+  const run = runClient({
+    conn: clientEnd,
+    connect: () => {
+      calls++;
+      return Promise.reject(new TransportError("The certificate changed.\nNothing was sent."));
+    },
+    reconnect: QUICK,
+    clock,
+    terminal,
+    udpPort: 9000,
+  });
+  await terminal.until("Welcome to TOOM!");
+  serverEnd.close();
+  await terminal.until("Connection to server lost; reconnecting...");
+  await clock.advance(QUICK.maxMs);
+  assert.equal(await exitOf(run), 1);
+  assert.equal(calls, 1, "not tried again");
+  assert.deepEqual(terminal.output.slice(-2), ["The certificate changed.", "Nothing was sent."]);
 });
 
 Deno.test("a logout by the server ends the client with status 0, without reconnecting", async () => {

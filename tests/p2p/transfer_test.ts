@@ -4,19 +4,32 @@ import { createHash } from "node:crypto";
 import {
   type DatagramSocket,
   type FileReceived,
+  isRevocation,
   issueTickets,
   LossySocket,
   MemoryNetwork,
   PeerNode,
   type PeerNodeOptions,
+  REVOKED_DETAIL,
   TransferError,
   type TransferFailed,
   UdpSocket,
 } from "../../lib/p2p/mod.ts";
+import {
+  Direction,
+  encodePacket,
+  importKey,
+  type Message,
+  PacketType,
+  ticketIdBytes,
+} from "../../lib/p2p/wire.ts";
 import { tempDir } from "../../testing/temp_dir.ts";
 
 const CAN_USE_FILES = Deno.permissions.querySync({ name: "read" }).state === "granted" &&
   Deno.permissions.querySync({ name: "write" }).state === "granted";
+if (!CAN_USE_FILES) {
+  console.log("(file transfer tests ignored: they need --allow-read --allow-write)");
+}
 
 /** Fast timers so failures and retransmissions do not take real seconds. */
 const FAST: Partial<PeerNodeOptions> = {
@@ -228,16 +241,19 @@ Deno.test({
   },
 });
 
-/** Passes datagrams through, records what was sent, and can play dead like a killed process. */
+/** Passes datagrams through, records what was sent, and can play dead like a killed process or
+ * stop sending. */
 class TapSocket implements DatagramSocket {
   readonly sent: { data: Uint8Array; to: { hostname: string; port: number } }[] = [];
   dead = false;
+  /** Sends nothing (as over a cut link) but still receives. */
+  muted = false;
   constructor(readonly inner: DatagramSocket) {}
   get localAddress() {
     return this.inner.localAddress;
   }
   send(data: Uint8Array, to: { hostname: string; port: number }): Promise<void> {
-    if (this.dead) return Promise.resolve();
+    if (this.dead || this.muted) return Promise.resolve();
     this.sent.push({ data: data.slice(), to });
     return this.inner.send(data, to);
   }
@@ -484,7 +500,7 @@ async function startBigTransfer(a: Peer, b: Peer, signal?: AbortSignal) {
     return false;
   };
   await waitFor(() => b.failed.length > 0 || partial());
-  return { sending };
+  return { sending, ticketId: send.id };
 }
 
 async function partialFiles(dir: string): Promise<string[]> {
@@ -608,5 +624,188 @@ Deno.test({
     await transfer(a, b, path, "../../../etc/.passwd");
     assert.deepEqual(await listDir(b.dir), ["yoda_passwd"]);
     assert.equal(b.received[0]!.savedAs, `${b.dir}/yoda_passwd`);
+  },
+});
+
+/** Two peers on real UDP sockets on 127.0.0.1, each tapped. */
+async function tappedUdpPair(options: Partial<PeerNodeOptions> = {}) {
+  const tapA = new TapSocket(new UdpSocket({ hostname: "127.0.0.1", port: 0 }));
+  const tapB = new TapSocket(new UdpSocket({ hostname: "127.0.0.1", port: 0 }));
+  const peers = await pairOf(
+    () => ownedPeer("yoda", () => tapA, "p2p_a_", options),
+    () => ownedPeer("hans", () => tapB, "p2p_b_", options),
+  );
+  return Object.assign(peers, { tapA, tapB });
+}
+
+Deno.test({
+  name:
+    "revoke() stops a receive in flight over real UDP: partial removed, sender told, replays dropped",
+  ignore: !CAN_USE_FILES,
+  fn: async () => {
+    await using peers = await tappedUdpPair({ loopbackPayloadBytes: 1200 });
+    const { a, b, tapA } = peers;
+    const { sending, ticketId } = await startBigTransfer(a, b);
+    // The sender goes quiet (its datagrams are lost), so the transfer cannot finish meanwhile.
+    tapA.muted = true;
+    assert.equal(b.node.revoke(ticketId), true);
+    await assert.rejects(sending, (error: unknown) => {
+      assert.ok(error instanceof TransferError);
+      assert.equal(error.reason, "rejected");
+      assert.equal(error.detail, `peer: ${REVOKED_DETAIL}`);
+      assert.ok(isRevocation(error));
+      return true;
+    });
+    await waitFor(() => b.failed.length === 1);
+    assert.deepEqual(
+      [b.failed[0]!.reason, b.failed[0]!.detail],
+      ["rejected", REVOKED_DETAIL],
+    );
+    assert.deepEqual(await listDir(b.dir), []);
+    // Whatever the sender said under that ticket is now refused as unknown, never written.
+    const unknownBefore = b.node.stats.unknownTicket;
+    const replays = tapA.sent.slice(0, 50);
+    tapA.muted = false;
+    for (const { data } of replays) await tapA.inner.send(data, b.node.localAddress);
+    await waitFor(() => b.node.stats.unknownTicket - unknownBefore === replays.length);
+    assert.deepEqual(await listDir(b.dir), []);
+    assert.equal(b.node.revoke(ticketId), false, "nothing left to stop");
+    assert.equal(b.received.length, 0);
+  },
+});
+
+Deno.test({
+  name:
+    "a ticket revoked before the offer arrives is refused: offers dropped, no file, no re-accept",
+  ignore: !CAN_USE_FILES,
+  fn: async () => {
+    await using peers = await udpPair({ handshakeTimeoutMs: 300 });
+    const { a, b } = peers;
+    const path = await randomFile(a.dir, 5000);
+    const [send, receive] = tickets(a, b, "notes.txt");
+    b.node.accept(receive);
+    assert.equal(b.node.revoke(receive.id), true);
+    assert.throws(() => b.node.accept(receive), /Cannot register ticket .*: it was revoked/);
+    // The receiver's abort reaches the sender before it starts, and is dropped there as unknown.
+    await waitFor(() => a.node.stats.unknownTicket === 1);
+    await assert.rejects(a.node.sendFile(send, path), { reason: "timed-out" });
+    assert.ok(b.node.stats.unknownTicket > 0, "the offers were dropped");
+    assert.equal(b.node.stats.accepted, 0);
+    assert.deepEqual(await listDir(b.dir), []);
+    assert.equal(b.failed[0]?.reason, "rejected");
+  },
+});
+
+Deno.test({
+  name: "revoke() on the sending side aborts the send, and the receiver removes its partial file",
+  ignore: !CAN_USE_FILES,
+  fn: async () => {
+    await using peers = await tappedPair();
+    const { a, b } = peers;
+    const { sending, ticketId } = await startBigTransfer(a, b);
+    assert.equal(a.node.revoke(ticketId), true);
+    await assert.rejects(sending, { name: "TransferError", reason: "aborted" });
+    await waitFor(() => b.failed.length === 1);
+    assert.equal(b.failed[0]!.reason, "aborted");
+    assert.deepEqual(await listDir(b.dir), []);
+  },
+});
+
+Deno.test({
+  name: "an offer over --max-file-size is refused over real UDP and both sides are told the sizes",
+  ignore: !CAN_USE_FILES,
+  fn: async () => {
+    await using peers = await udpPair({ maxFileBytes: 4096 });
+    const { a, b } = peers;
+    const path = await randomFile(a.dir, 5 * 1024);
+    await assert.rejects(transfer(a, b, path, "big.iso"), (error: unknown) => {
+      assert.ok(error instanceof TransferError);
+      assert.equal(error.reason, "rejected");
+      assert.equal(error.detail, "peer: 5.0 KiB is over the 4.0 KiB limit");
+      return true;
+    });
+    await waitFor(() => b.failed.length === 1);
+    assert.deepEqual(b.failed[0], {
+      ticketId: b.failed[0]!.ticketId,
+      peer: "yoda",
+      fileName: "big.iso",
+      direction: "receive",
+      reason: "rejected",
+      detail: "5.0 KiB is over the 4.0 KiB limit",
+      refused: "too-large",
+    });
+    assert.deepEqual(await listDir(b.dir), []);
+    // Exactly at the limit is fine.
+    const fits = await randomFile(a.dir, 4096);
+    await transfer(a, b, fits, "fits.bin");
+    assert.equal(await sha256Of(`${b.dir}/yoda_fits.bin`), await sha256Of(fits));
+  },
+});
+
+Deno.test({
+  name: "an offer larger than the download directory's free space is refused, both sides told",
+  ignore: !CAN_USE_FILES,
+  fn: async () => {
+    const asked: string[] = [];
+    await using peers = await udpPair({
+      freeSpace: (dir) => {
+        asked.push(dir);
+        return Promise.resolve(3 * 1024 * 1024);
+      },
+    });
+    const { a, b } = peers;
+    const path = await randomFile(a.dir, 3 * 1024 * 1024 + 1);
+    await assert.rejects(transfer(a, b, path, "big.iso"), {
+      reason: "rejected",
+      detail: "peer: 3.0 MiB does not fit in the 3.0 MiB free",
+    });
+    await waitFor(() => b.failed.length === 1);
+    assert.equal(b.failed[0]!.refused, "no-space");
+    assert.equal(b.failed[0]!.detail, "3.0 MiB does not fit in the 3.0 MiB free");
+    assert.deepEqual(await listDir(b.dir), []);
+    assert.ok(asked.includes(b.dir));
+    await transfer(a, b, await randomFile(a.dir, 1000), "small.txt");
+    assert.ok((await listDir(b.dir)).includes("yoda_small.txt"));
+  },
+});
+
+Deno.test({
+  name: "a sender that sends more than it offered gets nothing beyond the offered size written",
+  ignore: !CAN_USE_FILES,
+  fn: async () => {
+    await using peers = await udpPair();
+    const { a, b } = peers;
+    const [send, receive] = tickets(a, b, "exact.bin");
+    b.node.accept(receive);
+    // A modified sender with a good ticket: it speaks the wire format itself.
+    const rogue = new UdpSocket({ hostname: "127.0.0.1", port: 0 });
+    try {
+      const key = importKey(send.key);
+      const id = ticketIdBytes(send.id);
+      let packetNumber = 0;
+      const say = (message: Message) =>
+        rogue.send(
+          encodePacket(
+            key,
+            { direction: Direction.FORWARD, id, packetNumber: packetNumber++ },
+            message,
+          ),
+          b.node.localAddress,
+        );
+      const bytes = crypto.getRandomValues(new Uint8Array(100));
+      await say({ type: PacketType.OFFER, size: 100, chunkSize: 64, name: "exact.bin" });
+      await rogue.receive(); // the ACCEPT: the receiver is writing now
+      await say({ type: PacketType.DATA, chunk: 0, payload: bytes.subarray(0, 64) });
+      await say({ type: PacketType.DATA, chunk: 1, payload: new Uint8Array(64).fill(7) }); // too long
+      await say({ type: PacketType.DATA, chunk: 2, payload: new Uint8Array(64).fill(9) }); // beyond
+      await say({ type: PacketType.DATA, chunk: 1, payload: bytes.subarray(64) });
+      await say({ type: PacketType.DATA, chunk: 3, payload: new Uint8Array(36).fill(9) }); // beyond
+      const digest = new Uint8Array(createHash("sha256").update(bytes).digest());
+      await say({ type: PacketType.FIN, sha256: digest });
+      await waitFor(() => b.received.length === 1);
+      assert.deepEqual(await Deno.readFile(`${b.dir}/yoda_exact.bin`), bytes);
+    } finally {
+      rogue.close();
+    }
   },
 });

@@ -1,15 +1,24 @@
 /** chat-server's command line: arguments, options, help and exit statuses. */
 import assert from "node:assert/strict";
 import { type CliExit, isExit, VERSION } from "../../lib/shared/cli.ts";
-import { parseServerArgs, SERVER_USAGE, type ServerArgs } from "../../lib/server/args.ts";
+import {
+  HASH_CREDENTIALS_USAGE,
+  type HashCredentialsArgs,
+  parseServerArgs,
+  SERVER_USAGE,
+  type ServerArgs,
+} from "../../lib/server/args.ts";
 
 function serverArgs(argv: string[]): ServerArgs {
   const parsed = parseServerArgs(argv);
-  assert.ok(!isExit(parsed), `exited: ${JSON.stringify(parsed)}`);
+  assert.ok(
+    !isExit(parsed) && !("hashCredentials" in parsed),
+    `not a server: ${JSON.stringify(parsed)}`,
+  );
   return parsed;
 }
 
-function exited(parsed: ServerArgs | CliExit): CliExit {
+function exited(parsed: ServerArgs | HashCredentialsArgs | CliExit): CliExit {
   assert.ok(isExit(parsed), `did not exit: ${JSON.stringify(parsed)}`);
   return parsed;
 }
@@ -29,9 +38,16 @@ const SERVER_DEFAULTS: ServerArgs = {
   blockDurationSeconds: 10,
   timeoutSeconds: 0,
   credentials: "credentials.txt",
+  maxConnections: undefined,
+  maxPendingPerIp: 32,
+  maxFailuresPerIp: 30,
+  maxRegistrationsPerIp: 10,
   allowRegister: false,
   duplicateLogin: "deny",
   quiet: false,
+  tlsCert: undefined,
+  tlsKey: undefined,
+  noTls: false,
 };
 
 Deno.test("parseServerArgs() reads the two positionals with every default", () => {
@@ -57,6 +73,14 @@ Deno.test("parseServerArgs() reads every option", () => {
       "300",
       "--credentials",
       "/etc/toom/creds.txt",
+      "--max-connections",
+      "1000",
+      "--max-pending-per-ip",
+      "8",
+      "--max-failures-per-ip",
+      "0",
+      "--max-registrations-per-ip",
+      "100",
       "--allow-register",
       "--duplicate-login",
       "replace",
@@ -69,9 +93,16 @@ Deno.test("parseServerArgs() reads every option", () => {
       blockDurationSeconds: 60,
       timeoutSeconds: 300,
       credentials: "/etc/toom/creds.txt",
+      maxConnections: 1000,
+      maxPendingPerIp: 8,
+      maxFailuresPerIp: 0,
+      maxRegistrationsPerIp: 100,
       allowRegister: true,
       duplicateLogin: "replace",
       quiet: true,
+      tlsCert: undefined,
+      tlsKey: undefined,
+      noTls: false,
     },
   );
 });
@@ -96,6 +127,29 @@ Deno.test("parseServerArgs() accepts fractional seconds and --duplicate-login de
   assert.equal(parsed.blockDurationSeconds, 0.5);
   assert.equal(parsed.timeoutSeconds, 0);
   assert.equal(parsed.duplicateLogin, "deny");
+});
+
+Deno.test("parseServerArgs() reads --tls-cert with --tls-key, and --no-tls", () => {
+  const real = serverArgs(["5000", "3", "--tls-cert", "/etc/toom/cert.pem", "--tls-key=k.pem"]);
+  assert.deepEqual([real.tlsCert, real.tlsKey, real.noTls], ["/etc/toom/cert.pem", "k.pem", false]);
+  const plain = serverArgs(["5000", "3", "--no-tls"]);
+  assert.deepEqual([plain.tlsCert, plain.tlsKey, plain.noTls], [undefined, undefined, true]);
+});
+
+Deno.test("parseServerArgs() says --tls-cert and --tls-key go together", () => {
+  for (const argv of [["--tls-cert", "c.pem"], ["--tls-key", "k.pem"]]) {
+    assert.equal(
+      exited(parseServerArgs(["5000", "3", ...argv])).stderr,
+      `--tls-cert and --tls-key go together: give both or neither\n${SERVER_USAGE}\n`,
+    );
+  }
+});
+
+Deno.test("parseServerArgs() lists the TLS options in its help", () => {
+  const help = exited(parseServerArgs(["--help"])).stdout!;
+  for (const option of ["--tls-cert FILE", "--tls-key FILE", "--no-tls", "toom-cert.pem"]) {
+    assert.ok(help.includes(option), option);
+  }
 });
 
 Deno.test("parseServerArgs() accepts port 0 and 65535", () => {
@@ -146,6 +200,15 @@ const SERVER_USAGE_EXITS: [string, string[]][] = [
   ["a negative --block-duration", ["5000", "3", "--block-duration=-1"]],
   ["a bad --timeout", ["5000", "3", "--timeout", "soon"]],
   ["a bad --duplicate-login", ["5000", "3", "--duplicate-login", "allow"]],
+  ["a zero --max-connections", ["5000", "3", "--max-connections", "0"]],
+  ["a fractional --max-connections", ["5000", "3", "--max-connections", "1.5"]],
+  ["a negative --max-pending-per-ip", ["5000", "3", "--max-pending-per-ip=-1"]],
+  ["a bad --max-failures-per-ip", ["5000", "3", "--max-failures-per-ip", "lots"]],
+  ["a bad --max-registrations-per-ip", ["5000", "3", "--max-registrations-per-ip", ""]],
+  ["--tls-cert without --tls-key", ["5000", "3", "--tls-cert", "c.pem"]],
+  ["--tls-key without --tls-cert", ["5000", "3", "--tls-key", "k.pem"]],
+  ["--no-tls with a certificate", ["5000", "3", "--no-tls", "--tls-cert=c", "--tls-key=k"]],
+  ["a missing --tls-cert value", ["5000", "3", "--tls-key", "k.pem", "--tls-cert"]],
 ];
 
 for (const [what, argv] of SERVER_USAGE_EXITS) {
@@ -154,6 +217,21 @@ for (const [what, argv] of SERVER_USAGE_EXITS) {
     assert.equal(result.exit, 2);
     assert.equal(result.stdout, undefined);
     assert.ok(result.stderr?.endsWith(SERVER_USAGE + "\n"), result.stderr);
+  });
+}
+
+const HASH_CREDENTIALS_EXITS: [string, string[], string][] = [
+  ["positionals", ["5000", "3", "--hash-credentials"], "Expected 0 arguments, got 2."],
+  ["a value", ["--hash-credentials=yes"], ""],
+  ["another option", ["--hash-credentials", "--quiet"], "--hash-credentials takes no other option"],
+];
+
+for (const [what, argv, problem] of HASH_CREDENTIALS_EXITS) {
+  Deno.test(`parseServerArgs() exits 2 with its own usage for --hash-credentials with ${what}`, () => {
+    const result = exited(parseServerArgs(argv));
+    assert.equal(result.exit, 2);
+    assert.ok(result.stderr?.startsWith(problem), result.stderr);
+    assert.ok(result.stderr?.endsWith(HASH_CREDENTIALS_USAGE + "\n"), result.stderr);
   });
 }
 
@@ -190,4 +268,37 @@ Deno.test("parseServerArgs() prints the version for --version and exits 0", () =
     stdout: `chat-server ${VERSION}\n`,
   });
   assert.match(VERSION, /^\d+\.\d+\.\d+$/);
+});
+
+Deno.test("parseServerArgs() names a bad limit", () => {
+  assert.equal(
+    exited(parseServerArgs(["5000", "3", "--max-failures-per-ip", "lots"])).stderr,
+    `Invalid --max-failures-per-ip: lots\n${SERVER_USAGE}\n`,
+  );
+});
+
+Deno.test("parseServerArgs() reads --hash-credentials alone, with or without --credentials", () => {
+  assert.deepEqual(parseServerArgs(["--hash-credentials"]), {
+    hashCredentials: true,
+    credentials: "credentials.txt",
+  });
+  assert.deepEqual(parseServerArgs(["--credentials", "/etc/toom/c.txt", "--hash-credentials"]), {
+    hashCredentials: true,
+    credentials: "/etc/toom/c.txt",
+  });
+});
+
+Deno.test("parseServerArgs() lists the limits and --hash-credentials in its help", () => {
+  const help = exited(parseServerArgs(["--help"])).stdout!;
+  for (
+    const option of [
+      "--max-connections N",
+      "--max-pending-per-ip N",
+      "--max-failures-per-ip N",
+      "--max-registrations-per-ip N",
+      "--hash-credentials",
+    ]
+  ) {
+    assert.ok(help.includes(option), option);
+  }
 });

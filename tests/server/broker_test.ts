@@ -1,6 +1,7 @@
 /** The server as broker of the peer-to-peer path: UPD, startprivate, stopprivate. */
 import assert from "node:assert/strict";
 import { parseTicket } from "../../lib/p2p/mod.ts";
+import { FILE_TICKET_MEMORY_MS } from "../../lib/server/broker.ts";
 import type { EventFrame, EventKind, EventOf } from "../../lib/shared/protocol.ts";
 import {
   loggedIn,
@@ -201,4 +202,66 @@ Deno.test("stopprivate ends the session and tells the peer; logout and block end
   await vader.cmd("block hans");
   await hans!.waitFor("Private messaging with vader ended");
   assert.ok(!hans!.eventLines.some((line) => line.includes("blocked")));
+});
+
+Deno.test("block revokes the file tickets the blocked user holds for sending to the blocker; both are told", async () => {
+  await using test = await startServer();
+  const [yoda, hans, obiwan] = await users(test, ["yoda", "hans", "obiwan"]);
+  const ticketOf = async (client: typeof yoda, line: string) =>
+    parseTicket((await client!.cmd(line)).data?.ticket).id;
+  const first = await ticketOf(yoda, "UPD hans notes.txt");
+  const second = await ticketOf(yoda, `UPD hans "big plans.iso"`);
+  const toObiwan = await ticketOf(yoda, "UPD obiwan notes.txt");
+  const fromHans = await ticketOf(hans, "UPD yoda reply.txt");
+  assert.deepEqual(test.server.state.broker.fileTickets("yoda", "hans"), [first, second]);
+
+  assert.deepEqual((await hans!.cmd("block yoda")).lines, ["yoda is blocked"]);
+  await hans!.waitFor("Stopped receiving big plans.iso from yoda: you blocked yoda.");
+  const revokedForHans = hans!.events.filter((e) => e.kind === "transfer-revoked");
+  assert.deepEqual(revokedForHans.map((e) => dataOf(e, "transfer-revoked")), [
+    { peer: "yoda", ticketId: first },
+    { peer: "yoda", ticketId: second },
+  ]);
+  assert.deepEqual(revokedForHans.flatMap((e) => e.lines), [
+    "Stopped receiving notes.txt from yoda: you blocked yoda.",
+    "Stopped receiving big plans.iso from yoda: you blocked yoda.",
+  ]);
+  await yoda!.waitFor("Your file transfer of big plans.iso to hans was stopped");
+  const revokedForYoda = yoda!.events.filter((e) => e.kind === "transfer-revoked");
+  assert.deepEqual(revokedForYoda.map((e) => dataOf(e, "transfer-revoked")), [
+    { peer: "hans", ticketId: first },
+    { peer: "hans", ticketId: second },
+  ]);
+  assert.deepEqual(revokedForYoda.flatMap((e) => e.lines), [
+    "Your file transfer of notes.txt to hans was stopped: hans has blocked you.",
+    "Your file transfer of big plans.iso to hans was stopped: hans has blocked you.",
+  ]);
+  assert.ok(test.logger.lines.some((l) => l.includes("hans revoked 2 file ticket(s) of yoda.")));
+
+  // Other pairs and the blocker's own transfers to the blocked user are untouched.
+  assert.deepEqual(test.server.state.broker.fileTickets("yoda", "obiwan"), [toObiwan]);
+  assert.deepEqual(test.server.state.broker.fileTickets("hans", "yoda"), [fromHans]);
+  assert.equal(obiwan!.events.some((e) => e.kind === "transfer-revoked"), false);
+  // Revoked once: blocking again revokes nothing more.
+  await hans!.cmd("block yoda");
+  await settle();
+  assert.equal(hans!.events.filter((e) => e.kind === "transfer-revoked").length, 2);
+});
+
+Deno.test("the server forgets file tickets after a day: an old one is not revoked, and the sweep drops it", async () => {
+  await using test = await startServer();
+  const [yoda, hans] = await users(test, ["yoda", "hans"]);
+  await yoda!.cmd("UPD hans old.txt");
+  test.clock.advance(FILE_TICKET_MEMORY_MS - 1);
+  const recent = parseTicket((await yoda!.cmd("UPD hans recent.txt")).data?.ticket).id;
+  test.clock.advance(1);
+  assert.deepEqual(test.server.state.broker.fileTickets("yoda", "hans"), [recent]);
+  test.server.state.broker.expire(test.clock.now(), () => {});
+  test.clock.advance(FILE_TICKET_MEMORY_MS);
+  test.server.state.broker.expire(test.clock.now(), () => {});
+  assert.deepEqual(test.server.state.broker.fileTickets("yoda", "hans"), []);
+  await hans!.cmd("block yoda");
+  await settle();
+  assert.equal(hans!.events.some((e) => e.kind === "transfer-revoked"), false);
+  assert.equal(yoda!.events.some((e) => e.kind === "transfer-revoked"), false);
 });

@@ -2,8 +2,11 @@
 import assert from "node:assert/strict";
 import {
   DEFAULT_HASH_COST,
+  exposureWarning,
+  hashClearPasswords,
   type HashCost,
   hashPassword,
+  isHashed,
   normaliseName,
   parseCredentials,
   passwordProblem,
@@ -11,6 +14,8 @@ import {
   usernameProblem,
   verifyPassword,
 } from "../../lib/server/credentials.ts";
+import { hashCredentialsFile } from "../../lib/server/accounts.ts";
+import { MemoryFiles } from "../../lib/server/files.ts";
 
 /** Cheap enough that tests hash in milliseconds. */
 const CHEAP: HashCost = { N: 1024, r: 8, p: 1 };
@@ -380,4 +385,54 @@ Deno.test("setSecret() output parses back with the new secret", async () => {
   assert.deepEqual(problems, []);
   assert.equal(accounts.get("hans")?.secret, "a");
   assert.equal(await verifyPassword("new*password", accounts.get("yoda")!.secret), true);
+});
+
+Deno.test("hashClearPasswords() hashes every clear password and keeps every other byte", async () => {
+  const hashed = await hashPassword("already", CHEAP);
+  const text = "# the accounts\r\nyoda jedi\r\n\nbad line here\nnewbie " + hashed + "\nhans falcon";
+  const result = await hashClearPasswords(text, (password) => hashPassword(password, CHEAP));
+  assert.equal(result.hashed, 2);
+  const lines = result.text.split("\n");
+  assert.equal(lines.length, 6);
+  assert.equal(lines[0], "# the accounts\r");
+  assert.match(lines[1]!, /^yoda scrypt\$[^ ]+\r$/);
+  assert.deepEqual(lines.slice(2, 5), ["", "bad line here", `newbie ${hashed}`]);
+  assert.match(lines[5]!, /^hans scrypt\$/);
+  const accounts = parseCredentials(result.text).accounts;
+  assert.equal(await verifyPassword("jedi", accounts.get("yoda")!.secret), true);
+  assert.equal(await verifyPassword("falcon", accounts.get("hans")!.secret), true);
+  assert.equal(accounts.get("newbie")!.secret, hashed);
+  assert.ok([...accounts.values()].every((account) => isHashed(account.secret)));
+});
+
+Deno.test("hashCredentialsFile() rewrites the file once and then finds nothing to do", async () => {
+  const files = new MemoryFiles();
+  files.contents.set("c.txt", "yoda jedi\nvader sithlord\n");
+  assert.equal(await hashCredentialsFile(files, "c.txt", CHEAP), 2);
+  const once = files.contents.get("c.txt");
+  assert.equal(await hashCredentialsFile(files, "c.txt", CHEAP), 0);
+  assert.equal(files.contents.get("c.txt"), once);
+  await assert.rejects(() => hashCredentialsFile(files, "missing.txt", CHEAP), /does not exist/);
+});
+
+Deno.test("exposureWarning() warns about clear passwords others can read, and says how to fix it", async () => {
+  const clear = "yoda jedi\nhans falcon\n";
+  assert.equal(
+    exposureWarning("credentials.txt", 0o100644, clear),
+    "Warning: credentials.txt is readable by group and others (mode 0644) and holds 2 " +
+      'clear-text password(s). Protect it with "chmod 600 credentials.txt" and hash them with ' +
+      '"chat-server --hash-credentials".',
+  );
+  assert.match(
+    exposureWarning("/etc/toom/c.txt", 0o640, clear)!,
+    /readable by group \(mode 0640\)/,
+  );
+  assert.match(
+    exposureWarning("/etc/toom/c.txt", 0o604, clear)!,
+    /by others .*"chat-server --hash-credentials --credentials \/etc\/toom\/c.txt"/,
+  );
+  assert.equal(exposureWarning("credentials.txt", 0o600, clear), undefined);
+  assert.equal(exposureWarning("credentials.txt", 0o700, clear), undefined);
+  const hashed = `yoda ${await hashPassword("jedi", CHEAP)}\n`;
+  assert.equal(exposureWarning("credentials.txt", 0o644, hashed), undefined);
 });

@@ -202,3 +202,35 @@ Deno.test("OrderedWriter with onError reports a failure, carries on, and heals f
   assert.equal(files.started.at(-1), "replace first\nnext\n");
   assert.equal(files.inner.contents.get("log.txt"), "first\nnext\n");
 });
+
+Deno.test({
+  name: "DiskFiles: replace() keeps the file's mode, whatever the umask",
+  ignore: !CAN_USE_DISK || Deno.build.os === "windows",
+  async fn() {
+    await using dir = await tempDir("toom_files_test_");
+    for (const mode of [0o600, 0o640, 0o644, 0o666]) {
+      const path = `${dir.path}/creds-${mode.toString(8)}.txt`;
+      await Deno.writeTextFile(path, "old\n");
+      await Deno.chmod(path, mode);
+      await new DiskFiles().replace(path, "new\n", { newFileMode: 0o600 });
+      assert.equal(await Deno.readTextFile(path), "new\n");
+      assert.equal(Deno.statSync(path).mode! & 0o777, mode, mode.toString(8));
+    }
+  },
+});
+
+Deno.test({
+  name: "DiskFiles: replace() gives a new file the mode asked for, or the default",
+  ignore: !CAN_USE_DISK || Deno.build.os === "windows",
+  async fn() {
+    await using dir = await tempDir("toom_files_test_");
+    await new DiskFiles().replace(`${dir.path}/secret.txt`, "x\n", { newFileMode: 0o600 });
+    assert.equal(Deno.statSync(`${dir.path}/secret.txt`).mode! & 0o777, 0o600);
+    await new DiskFiles().replace(`${dir.path}/plain.txt`, "x\n");
+    await Deno.writeTextFile(`${dir.path}/reference.txt`, "x\n");
+    assert.equal(
+      Deno.statSync(`${dir.path}/plain.txt`).mode! & 0o777,
+      Deno.statSync(`${dir.path}/reference.txt`).mode! & 0o777,
+    );
+  },
+});

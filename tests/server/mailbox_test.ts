@@ -64,3 +64,45 @@ Deno.test("Mailbox with a limit of 0 stores nothing", () => {
   assert.throws(() => mailbox.put("yoda", { from: "hans", line: "x" }), CommandError);
   assert.equal(mailbox.count("yoda"), 0);
 });
+
+Deno.test("Mailbox.put() holds one sender to a share of the recipient's slots (20 of 100 by default)", () => {
+  const mailbox = new Mailbox(100);
+  assert.equal(mailbox.perSender, 20);
+  for (let i = 0; i < 20; i++) mailbox.put("vader", { from: "yoda", line: `yoda: ${i}` });
+  assert.throws(
+    () => mailbox.put("vader", { from: "yoda", line: "yoda: one too many" }),
+    (error: unknown) => {
+      assert.ok(error instanceof CommandError);
+      assert.equal(
+        error.message,
+        "You already have 20 messages waiting for vader; wait until they log in.",
+      );
+      return true;
+    },
+  );
+  assert.equal(mailbox.countFrom("vader", "yoda"), 20);
+  // Others still have room, and yoda still has room with other recipients.
+  mailbox.put("vader", { from: "hans", line: "hans: hello" });
+  mailbox.put("leia", { from: "yoda", line: "yoda: hello" });
+  assert.equal(mailbox.count("vader"), 21);
+  // Once vader has read them, yoda's share is free again.
+  mailbox.take("vader");
+  mailbox.put("vader", { from: "yoda", line: "yoda: again" });
+});
+
+Deno.test("Mailbox shares are configurable, and five full shares fill a queue of 100", () => {
+  const mailbox = new Mailbox(100);
+  for (const from of ["a", "b", "c", "d", "e"]) {
+    for (let i = 0; i < 20; i++) mailbox.put("vader", { from, line: `${from}: ${i}` });
+  }
+  assert.throws(
+    () => mailbox.put("vader", { from: "f", line: "f: 1" }),
+    /vader has too many messages waiting \(100\); try again after they log in\./,
+  );
+  const one = new Mailbox(10, { perSender: 1 });
+  one.put("vader", { from: "yoda", line: "1" });
+  assert.throws(
+    () => one.put("vader", { from: "yoda", line: "2" }),
+    /^CommandError: You already have 1 message waiting for vader; wait until they log in\.$/,
+  );
+});

@@ -89,6 +89,33 @@ Deno.test("offline messages per recipient are bounded with a clear error", async
   assert.match(full.lines[0]!, /vader has too many messages waiting \(3\)/);
 });
 
+Deno.test("one sender may hold only 20 of an offline user's 100 slots; others still get through", async () => {
+  await using test = await startServer();
+  const [yoda, hans] = await everyone(test, ["yoda", "hans"]);
+  for (let i = 0; i < 20; i++) assert.equal((await yoda!.cmd(`message vader ${i}`)).ok, true);
+  const over = await yoda!.cmd("message vader one too many");
+  assert.equal(over.ok, false);
+  assert.equal(over.code, "failed");
+  assert.deepEqual(over.lines, [
+    "You already have 20 messages waiting for vader; wait until they log in.",
+  ]);
+  assert.equal((await hans!.cmd("message vader still room for me")).ok, true);
+  const vader = await loggedIn(test, "vader", "sithlord");
+  await vader.waitFor("hans: still room for me");
+  assert.equal(vader.eventLines.filter((line) => line.startsWith("yoda: ")).length, 20);
+  await vader.cmd("OUT");
+  assert.equal((await yoda!.cmd("message vader after they read")).ok, true);
+});
+
+Deno.test("the per-sender share is configurable (mailboxPerSender)", async () => {
+  await using test = await startServer({ mailboxPerSender: 2 });
+  const [yoda] = await everyone(test, ["yoda"]);
+  for (let i = 0; i < 2; i++) assert.equal((await yoda!.cmd(`message vader ${i}`)).ok, true);
+  assert.deepEqual((await yoda!.cmd("message vader 3")).lines, [
+    "You already have 2 messages waiting for vader; wait until they log in.",
+  ]);
+});
+
 Deno.test("broadcast reaches every online user but the sender; never stored", async () => {
   await using test = await startServer();
   const [yoda, vader, hans] = await everyone(test, ["yoda", "vader", "hans"]);

@@ -115,6 +115,16 @@ const SERVER_FRAMES: [string, ServerFrame][] = [
     lines: [],
     data: { ticket: TICKET },
   }],
+  [
+    '{"t":"event","kind":"transfer-revoked","lines":["Stopped receiving a.txt from yoda: you blocked yoda."],' +
+    '"data":{"peer":"yoda","ticketId":"0123456789abcdef0123456789abcdef"}}',
+    {
+      t: "event",
+      kind: "transfer-revoked",
+      lines: ["Stopped receiving a.txt from yoda: you blocked yoda."],
+      data: { peer: "yoda", ticketId: "0123456789abcdef0123456789abcdef" },
+    },
+  ],
   ['{"t":"pong"}', { t: "pong" }],
   ['{"t":"error","code":"frame-too-large","text":"Frame exceeds 65536 bytes"}', {
     t: "error",
@@ -350,6 +360,10 @@ const BAD_DATA: [string, string][] = [
   [
     '{"t":"event","kind":"notice","lines":[],"data":{"peer":1}}',
     'Event "notice" data has a bad "peer"',
+  ],
+  [
+    '{"t":"event","kind":"transfer-revoked","lines":[],"data":{"peer":"yoda"}}',
+    'Event "transfer-revoked" data has a missing or bad "ticketId"',
   ],
   [
     '{"t":"event","kind":"logout","lines":[],"data":{"reason":"x"}}',

@@ -59,6 +59,8 @@ export async function blockUser(context: CommandContext, args: Args): Promise<st
   // A blocked user may not message the blocker privately either, so a session between them ends.
   // The reason is not given: a blocked user is not told who blocked them.
   state.broker.endBetween(user, args.user, "", context.notify);
+  // Files they were sending me stop: the tickets they hold are revoked (both clients are told).
+  state.broker.revokeFiles(user, args.user, context.notify);
   state.logger.info(`${user} blocked ${args.user}.`);
   return [`${args.user} is blocked`];
 }
