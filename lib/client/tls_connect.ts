@@ -8,7 +8,12 @@
 import { Buffer } from "node:buffer";
 import tls from "node:tls";
 import { certificateFingerprint } from "../shared/fingerprint.ts";
-import { type Connection, tcpConnection, TransportError } from "../shared/transport.ts";
+import {
+  type Connection,
+  streamConnection,
+  tcpConnection,
+  TransportError,
+} from "../shared/transport.ts";
 import { type KnownServers, serverKey } from "./known_servers.ts";
 
 /** Where to connect and how to judge the server's certificate. */
@@ -266,14 +271,14 @@ export function socketConnection(socket: tls.TLSSocket): Connection {
       socket.destroy();
     },
   });
-  return {
+  return streamConnection({
     remoteAddr: { hostname: socket.remoteAddress ?? "", port: socket.remotePort ?? 0 },
     readable,
     writable,
     close() {
       socket.destroy();
     },
-  };
+  });
 }
 
 /**
@@ -296,7 +301,12 @@ export async function connectPlain(hostname: string, port: number): Promise<Conn
       },
     }),
   );
-  return { remoteAddr: conn.remoteAddr, readable, writable: conn.writable, close: conn.close };
+  return streamConnection({
+    remoteAddr: conn.remoteAddr,
+    readable,
+    writable: conn.writable,
+    close: () => conn.close(),
+  });
 }
 
 /** How chat-client reaches its server, for the first connection and every reconnection. */

@@ -45,6 +45,7 @@ export class AccountStore {
   readonly hashCost: HashCost;
   readonly pool: HashPool;
   #lastText: string | undefined;
+  #lastStamp: string | undefined;
   #accounts: Map<string, Account> | undefined;
   #writes: Promise<unknown> = Promise.resolve();
 
@@ -55,8 +56,12 @@ export class AccountStore {
   }
 
   async #load(): Promise<Map<string, Account>> {
-    // Read at every login so edits count at once; parse (and report) only what changed.
+    // Looked at every login so edits count at once: reread when its stamp (identity, size,
+    // modification time) changed, or always where there is none; parse only what changed.
+    const stamp = await this.files.stamp?.(this.path);
+    if (stamp !== undefined && stamp === this.#lastStamp && this.#accounts) return this.#accounts;
     const text = (await this.files.read(this.path)) ?? "";
+    this.#lastStamp = stamp;
     if (text !== this.#lastText || !this.#accounts) {
       const parsed = parseCredentials(text, this.path);
       this.#lastText = text;

@@ -65,6 +65,10 @@ export class Broker {
   /** Ticket ids of private sessions, by user and peer (both directions). */
   readonly #pairs = new Map<string, Map<string, string>>();
   readonly #asks = new Map<number, PendingAsk>();
+  /** The ids of the requests each user made or was asked, oldest first (a logout drops them). */
+  readonly #asksOf = new Map<string, Set<number>>();
+  /** The request waiting from one user to another, by `<from>\n<to>`. */
+  readonly #askBetween = new Map<string, number>();
   #nextAsk = 1;
   /** File tickets issued, oldest first, by `<sender>\n<receiver>`. */
   readonly #files = new Map<string, IssuedFile[]>();
@@ -118,11 +122,11 @@ export class Broker {
     if (this.between(from, to)) {
       throw new CommandError(`Private messaging with ${to} is already enabled.`);
     }
-    if ([...this.#asks.values()].some((a) => a.from === from && a.to === to)) {
+    if (this.#askBetween.has(pairKey(from, to))) {
       throw new CommandError(`Still waiting for ${to} to answer.`);
     }
     const ask = { id: this.#nextAsk++, from, to, at: now };
-    this.#asks.set(ask.id, ask);
+    this.#addAsk(ask);
     notify(to, {
       kind: "ask",
       lines: [`${from} would like to private message, enter y or n:`],
@@ -138,7 +142,7 @@ export class Broker {
     if (!ask || ask.to !== session.user) {
       return refusal("not-allowed", "That request is no longer waiting.");
     }
-    this.#asks.delete(askId);
+    this.#dropAsk(ask);
     const requester = this.roster.get(ask.from);
     if (!requester || !this.relations.canReach(ask.from, ask.to)) {
       return refusal("failed", `${ask.from} is no longer available.`);
@@ -210,7 +214,9 @@ export class Broker {
       });
     }
     this.#pairs.delete(user);
-    for (const ask of this.#takeAsks((a) => a.from === user || a.to === user)) {
+    for (const id of this.#asksOf.get(user) ?? []) {
+      const ask = this.#asks.get(id)!;
+      this.#dropAsk(ask);
       if (ask.from !== user) this.#unanswered(ask, notify);
     }
   }
@@ -255,8 +261,17 @@ export class Broker {
    * older than {@linkcode FILE_TICKET_MEMORY_MS}.
    */
   expire(before: number, notify: Notify): void {
-    for (const ask of this.#takeAsks((a) => a.at < before)) this.#unanswered(ask, notify);
+    // Called every second: nothing is allocated unless something expired.
+    let expired: PendingAsk[] | undefined;
+    for (const ask of this.#asks.values()) if (ask.at < before) (expired ??= []).push(ask);
+    for (const ask of expired ?? []) {
+      this.#dropAsk(ask);
+      this.#unanswered(ask, notify);
+    }
+    const since = this.#clock.now() - FILE_TICKET_MEMORY_MS;
     for (const [key, files] of this.#files) {
+      // Oldest first: when the oldest is still remembered, so is the rest.
+      if (files[0] !== undefined && files[0].at > since) continue;
       const fresh = this.#fresh(files);
       if (fresh.length === 0) this.#files.delete(key);
       else if (fresh.length !== files.length) this.#files.set(key, fresh);
@@ -311,10 +326,24 @@ export class Broker {
     return id;
   }
 
-  #takeAsks(match: (ask: PendingAsk) => boolean): PendingAsk[] {
-    const taken = [...this.#asks.values()].filter(match);
-    for (const ask of taken) this.#asks.delete(ask.id);
-    return taken;
+  #addAsk(ask: PendingAsk): void {
+    this.#asks.set(ask.id, ask);
+    this.#askBetween.set(pairKey(ask.from, ask.to), ask.id);
+    for (const user of [ask.from, ask.to]) {
+      const ids = this.#asksOf.get(user) ?? new Set<number>();
+      ids.add(ask.id);
+      this.#asksOf.set(user, ids);
+    }
+  }
+
+  #dropAsk(ask: PendingAsk): void {
+    this.#asks.delete(ask.id);
+    this.#askBetween.delete(pairKey(ask.from, ask.to));
+    for (const user of [ask.from, ask.to]) {
+      const ids = this.#asksOf.get(user);
+      ids?.delete(ask.id);
+      if (ids?.size === 0) this.#asksOf.delete(user);
+    }
   }
 
   #unanswered(ask: PendingAsk, notify: Notify): void {

@@ -8,15 +8,17 @@
 import type { Clock } from "../shared/clock.ts";
 import { parseArgs, readCommandLine } from "../shared/commands.ts";
 import { CommandError, UsageError } from "../shared/errors.ts";
-import { FrameDecoder, FrameError } from "../shared/framing.ts";
+import { encodeFrameText, FrameDecoder, FrameError, ReadBuffer } from "../shared/framing.ts";
 import {
   type ClientFrame,
   decodeClientFrame,
   DEFAULT_FRAME_LIMITS,
+  encodeFrame,
   type FrameLimits,
   PROTOCOL_VERSION,
   ProtocolError,
   type ReplyData,
+  type ServerEvent,
 } from "../shared/protocol.ts";
 import { TokenBucket } from "../shared/token_bucket.ts";
 import type { Connection } from "../shared/transport.ts";
@@ -27,7 +29,7 @@ import { FALLBACK_MAX_CONNECTIONS } from "./limits.ts";
 import type { Login } from "./login.ts";
 import { type Answer, type Delivery, type Notify, Outbox, refusal } from "./replies.ts";
 import type { EndReason } from "./roster.ts";
-import { Session } from "./session.ts";
+import { Session, type SessionOwner } from "./session.ts";
 import {
   buildState,
   DEFAULT_PENDING_PER_IP,
@@ -40,6 +42,8 @@ import { addressKey, AddressThrottle } from "./throttle.ts";
 export const SERVER_AGENT = "toom-server/1.0.0";
 
 const HEARTBEAT_TIMEOUT_MS = 45_000;
+/** How long a stop waits for sessions to send what is queued before closing them. */
+const CLOSE_GRACE_MS = 1_000;
 /** Characters of reply lines per frame (a frame holds up to 64 KiB of UTF-8). */
 const REPLY_PART_CHARS = 16_000;
 
@@ -59,6 +63,12 @@ export class ChatServer {
   readonly state: ServerState;
   readonly login: Login;
   readonly #sessions = new Set<Session>();
+  /** Connections open and not ending, counted as they come and go (not by a scan). */
+  #open = 0;
+  /** Connections not logged in and not ending, oldest first. */
+  readonly #pending = new Set<Session>();
+  /** The same, by source address (`addressKey`), oldest first. */
+  readonly #pendingByAddress = new Map<string, Set<Session>>();
   readonly #running = new Set<Promise<void>>();
   #nextSessionId = 1;
   #closing = false;
@@ -87,8 +97,28 @@ export class ChatServer {
   };
 
   /** Delivers an event at once, for what happens outside any command. */
-  readonly #deliverNow: Notify = (to, event) =>
-    this.state.roster.get(to)?.send({ t: "event", ...event });
+  readonly #deliverNow: Notify = (to, event) => {
+    const session = this.state.roster.get(to);
+    if (session && !session.ending) session.sendBytes(this.#encodeEvent(event));
+  };
+
+  /**
+   * The last event encoded, and its frame: an event for many users (a broadcast, a presence
+   * notice) is one object delivered to each in turn, so it is encoded once, not once each.
+   */
+  #lastEvent: { event: ServerEvent; bytes: Uint8Array } | undefined;
+
+  /** What every session reports: one object for all of them. */
+  readonly #sessionOwner: SessionOwner = {
+    overflowed: (session) => this.#drop(session, "Send queue exceeded"),
+    staged: (session) => {
+      if (session.stage === "active") this.#notPending(session);
+    },
+    ending: (session) => {
+      this.#open--;
+      this.#notPending(session);
+    },
+  };
 
   /** Connections beyond this are closed at once. */
   readonly maxConnections: number;
@@ -152,19 +182,22 @@ export class ChatServer {
       now,
       limiter: new TokenBucket(this.#limits.burst, this.#limits.perSecond, now),
       ...(this.config.sendQueueBytes ? { sendQueueBytes: this.config.sendQueueBytes } : {}),
-      onOverflow: (s) => this.#drop(s, "Send queue exceeded"),
+      owner: this.#sessionOwner,
     });
     this.#sessions.add(session);
+    this.#open++;
+    this.#addPending(session);
     this.#limitPending(session);
     const decoder = new FrameDecoder();
-    const reader = conn.readable.getReader();
+    // Small while the frames are: an idle connection holds it for its pending read.
+    const buffer = new ReadBuffer();
     try {
       while (!session.ending) {
-        const { value, done } = await reader.read();
-        if (done) break;
+        const size = await conn.read(buffer.bytes);
+        if (size === null) break;
         let frames: string[];
         try {
-          frames = decoder.push(value);
+          frames = decoder.push(buffer.filled(size));
         } catch (error) {
           if (!(error instanceof FrameError)) throw error;
           session.send({ t: "error", code: error.code, text: error.message });
@@ -185,7 +218,6 @@ export class ChatServer {
         this.config.logger.warn(`Session ${session.id} failed: ${String(error)}`);
       }
     } finally {
-      reader.releaseLock();
       await this.#leave(session, "lost");
       session.end();
       this.#sessions.delete(session);
@@ -198,14 +230,8 @@ export class ChatServer {
    * when every connection is a logged-in user, it does not fit.
    */
   #makeRoom(): boolean {
-    let open = 0;
-    let oldestPending: Session | undefined;
-    for (const session of this.#sessions) {
-      if (session.ending) continue;
-      open++;
-      if (session.stage !== "active") oldestPending ??= session;
-    }
-    if (open < this.maxConnections) return true;
+    if (this.#open < this.maxConnections) return true;
+    const oldestPending = this.#pending.values().next().value;
     if (!oldestPending) return false;
     if (this.#reports.shouldReport("connections full")) {
       this.config.logger.warn(
@@ -223,23 +249,52 @@ export class ChatServer {
    * limit the oldest of all. So one address cannot push out everyone else's logins.
    */
   #limitPending(newcomer: Session): void {
-    const pending = [...this.#sessions].filter((s) => s.stage !== "active" && !s.ending);
     const perIp = this.config.maxPendingPerIp ?? DEFAULT_PENDING_PER_IP;
-    if (perIp > 0) {
-      const key = addressKey(newcomer.remote.hostname);
-      const mine = pending.filter((s) => addressKey(s.remote.hostname) === key);
-      if (mine.length > perIp && this.#reports.shouldReport(key)) {
+    const key = addressKey(newcomer.remote.hostname);
+    const mine = this.#pendingByAddress.get(key);
+    if (perIp > 0 && mine && mine.size > perIp) {
+      if (this.#reports.shouldReport(key)) {
         this.config.logger.warn(
           `Closing connections waiting to log in from ${key}: over ${perIp} at once`,
         );
       }
-      for (let i = 0; i < mine.length - perIp; i++) mine[i]!.close();
+      // Closing one takes it out of the set (see #sessionOwner), oldest first.
+      for (const session of mine) {
+        if (mine.size <= perIp) break;
+        session.close();
+      }
     }
     const limit = this.config.maxPendingLogins ?? 512;
-    const left = pending.filter((s) => !s.ending);
-    for (let i = 0; i < left.length - limit; i++) {
-      this.#drop(left[i]!, "Too many connections waiting to log in");
+    for (const session of this.#pending) {
+      if (this.#pending.size <= limit) break;
+      this.#drop(session, "Too many connections waiting to log in");
     }
+  }
+
+  #addPending(session: Session): void {
+    this.#pending.add(session);
+    const key = addressKey(session.remote.hostname);
+    const mine = this.#pendingByAddress.get(key);
+    if (mine) mine.add(session);
+    else this.#pendingByAddress.set(key, new Set([session]));
+  }
+
+  /** Takes a session out of the pending sets, once it logged in or began to end. */
+  #notPending(session: Session): void {
+    if (!this.#pending.delete(session)) return;
+    const key = addressKey(session.remote.hostname);
+    const mine = this.#pendingByAddress.get(key);
+    mine?.delete(session);
+    if (mine?.size === 0) this.#pendingByAddress.delete(key);
+  }
+
+  /** The frame of an event, encoded once however many users it goes to. */
+  #encodeEvent(event: ServerEvent): Uint8Array {
+    const last = this.#lastEvent;
+    if (last?.event === event) return last.bytes;
+    const bytes = encodeFrameText(encodeFrame({ t: "event", ...event }));
+    this.#lastEvent = { event, bytes };
+    return bytes;
   }
 
   #drop(session: Session, reason: string): void {
@@ -454,14 +509,30 @@ export class ChatServer {
     await Promise.all(work);
   }
 
-  /** Stops: ends every session (they are logged out as by OUT) and waits for them. */
+  /**
+   * Stops: tells every connection the server is shutting down, logs every user out at once (as
+   * by OUT, in one userlog write; no one is told of the others leaving, since everyone is), then
+   * ends every session and waits for them. A session whose peer does not read what is queued is
+   * closed after `closeGraceMs` (1 s) rather than holding up the stop.
+   */
   async close(): Promise<void> {
     this.#closing = true;
-    for (const session of this.#sessions) {
-      session.send({ t: "error", code: "shutdown", text: "Server is shutting down" });
-      await this.#leave(session, "shutdown");
-      session.end();
-    }
+    const sessions = [...this.#sessions];
+    const notice = encodeFrameText(
+      encodeFrame({ t: "error", code: "shutdown", text: "Server is shutting down" }),
+    );
+    for (const session of sessions) session.sendBytes(notice);
+    await this.state.roster.leaveAll("shutdown");
+    for (const session of sessions) session.end();
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    await Promise.race([
+      Promise.all([...this.#running]),
+      new Promise((resolve) => {
+        timer = setTimeout(resolve, this.config.closeGraceMs ?? CLOSE_GRACE_MS);
+      }),
+    ]);
+    clearTimeout(timer);
+    for (const session of this.#sessions) session.close();
     await Promise.all([...this.#running]);
     this.login.accounts.pool.close();
   }

@@ -14,6 +14,11 @@ export interface TextFiles {
    * file keeps its permission bits; a new file gets `newFileMode` when given.
    */
   replace(path: string, text: string, options?: ReplaceOptions): Promise<void>;
+  /**
+   * A cheap token that changes whenever the file does (its identity, size and modification time),
+   * or undefined when there is none: a reader may skip rereading the file while it is the same.
+   */
+  stamp?(path: string): Promise<string | undefined>;
 }
 
 /** How `replace` creates a file that does not exist yet. */
@@ -27,6 +32,16 @@ export interface ReplaceOptions {
  * target's permission bits first (the temporary file is private until then).
  */
 export class DiskFiles implements TextFiles {
+  async stamp(path: string): Promise<string | undefined> {
+    try {
+      const info = await Deno.stat(path);
+      if (info.ino === null || info.mtime === null) return undefined;
+      return `${info.dev}:${info.ino}:${info.size}:${info.mtime.getTime()}`;
+    } catch {
+      return undefined;
+    }
+  }
+
   async read(path: string): Promise<string | undefined> {
     try {
       return await Deno.readTextFile(path);
@@ -89,16 +104,20 @@ export class MemoryFiles implements TextFiles {
   }
 }
 
-/** How an OrderedWriter recovers from a failed write. */
+/** How an OrderedWriter renders the whole file and recovers from a failed write. */
 export interface WriterOptions {
-  /** The file's whole text as the state is now; used to rewrite it after a failed write. */
+  /**
+   * The file's whole text as the state is now: what `rewrite()` writes, and what rewrites the file
+   * after a failed write. The owner changes its state and queues the write that records the change
+   * in one synchronous step, so a snapshot taken as a write starts covers every write queued so far.
+   */
   snapshot?: () => string;
   /** Called with a write's error; the writer then carries on instead of failing its callers. */
   onError?: (error: unknown) => void;
 }
 
 interface QueuedWrite {
-  kind: "append" | "replace";
+  kind: "append" | "replace" | "rewrite";
   text: string;
   resolve: () => void;
   reject: (error: unknown) => void;
@@ -106,9 +125,10 @@ interface QueuedWrite {
 
 /**
  * Serialises writes to one file so they land in the order the state changed, however long each
- * takes. Writes queued while one is in flight go out together as one write: appends are joined,
- * and a replace (which carries the whole file as of when it was queued) supersedes everything
- * queued before it. Each call resolves when the write holding its text is done.
+ * takes. Writes queued while one is in flight go out together as one write: appends are joined, a replace (which carries the whole file as of when it
+ * was queued) supersedes everything queued before it, and a rewrite (the snapshot, taken as the
+ * write starts) supersedes everything queued. So a burst of K rewrites renders and writes the file
+ * once, not K times. Each call resolves when the write holding its change is done.
  */
 export class OrderedWriter {
   #queue: QueuedWrite[] = [];
@@ -130,6 +150,15 @@ export class OrderedWriter {
     return this.#enqueue("replace", text);
   }
 
+  /**
+   * Replaces the file with the snapshot, rendered only when the write starts: however many
+   * rewrites queue up meanwhile, the file is rendered and written once. Needs `snapshot`.
+   */
+  rewrite(): Promise<void> {
+    if (!this.#options.snapshot) throw new TypeError("OrderedWriter.rewrite() needs a snapshot");
+    return this.#enqueue("rewrite", "");
+  }
+
   #enqueue(kind: QueuedWrite["kind"], text: string): Promise<void> {
     return new Promise((resolve, reject) => {
       this.#queue.push({ kind, text, resolve, reject });
@@ -142,13 +171,17 @@ export class OrderedWriter {
     while (this.#queue.length > 0) {
       const batch = this.#queue;
       this.#queue = [];
-      const lastReplace = batch.findLastIndex((write) => write.kind === "replace");
-      const tail = batch.slice(lastReplace + 1).map((write) => write.text).join("");
       const { snapshot, onError } = this.#options;
+      const whole = this.#stale || batch.some((write) => write.kind === "rewrite")
+        ? snapshot
+        : undefined;
+      const lastReplace = whole ? -1 : batch.findLastIndex((write) => write.kind === "replace");
+      const tail = whole ? "" : batch.slice(lastReplace + 1).map((write) => write.text).join("");
       try {
-        if (this.#stale && snapshot) {
-          // An earlier write failed: rewrite the whole file from the current state.
-          await this.files.replace(this.path, snapshot());
+        if (whole) {
+          // The whole file as the state is now, which covers every write in this batch (and, after
+          // a failed write, brings the file back in line).
+          await this.files.replace(this.path, whole());
         } else if (lastReplace >= 0) {
           await this.files.replace(this.path, batch[lastReplace]!.text + tail);
         } else {

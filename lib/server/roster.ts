@@ -6,7 +6,7 @@
 import type { Clock } from "../shared/clock.ts";
 import { CommandError } from "../shared/errors.ts";
 import type { Logger } from "../shared/logger.ts";
-import type { Presence } from "../shared/protocol.ts";
+import type { Presence, ServerEvent } from "../shared/protocol.ts";
 import type { AccountStore } from "./accounts.ts";
 import type { Mailbox } from "./mailbox.ts";
 import type { Relations } from "./relations.ts";
@@ -127,12 +127,38 @@ export class Roster {
     this.#options.onLeave(user, notify);
   }
 
+  /**
+   * Logs every user out at once, as the server stops: each logout is logged as by `leave`, the
+   * userlog is emptied in one write, and no one is told (everyone is leaving; each connection is
+   * told the server is shutting down). Private sessions and requests are dropped. The connections
+   * themselves are closed by the caller.
+   */
+  async leaveAll(reason: EndReason): Promise<void> {
+    const { clock, logger, userLog, onLeave } = this.#options;
+    const now = clock.now();
+    const nobody: Notify = () => {};
+    for (const [user, session] of this.#online) {
+      session.stage = "closed";
+      this.#lastSeen.set(user, now);
+      logger.info(`${user} logged out (${HOW[reason]})`);
+    }
+    const users = [...this.#online.keys()];
+    this.#online.clear();
+    for (const user of users) onLeave(user, nobody);
+    await userLog.reset();
+  }
+
   /** Tells every other online user `<user> <what>`, except those `user` has blocked. */
   #presence(user: string, what: Presence, notify: Notify): void {
+    // One event for every recipient, so that it can be encoded once.
+    const event: ServerEvent = {
+      kind: "presence",
+      lines: [`${user} ${what}`],
+      data: { user, what },
+    };
+    const { relations } = this.#options;
     for (const other of this.#online.keys()) {
-      if (other !== user && this.#options.relations.canReach(other, user)) {
-        notify(other, { kind: "presence", lines: [`${user} ${what}`], data: { user, what } });
-      }
+      if (other !== user && relations.canReach(other, user)) notify(other, event);
     }
   }
 }

@@ -1,6 +1,10 @@
 /**
  * A session is one connection with its buffers, timers and login progress; the account it
  * logs in as is just a name. Everything it sends goes through a bounded queue.
+ *
+ * A server holds thousands of sessions, most of them idle, so a session is lean: plain fields,
+ * methods rather than closures, one owner object shared by every session for what it reports,
+ * and nothing allocated before it is needed.
  */
 import { encodeFrame, type ServerFrame } from "../shared/protocol.ts";
 import { encodeFrameText } from "../shared/framing.ts";
@@ -13,9 +17,25 @@ export type Stage = "hello" | "username" | "password" | "register" | "active" | 
 /** Bytes a session may have waiting to be sent before it is dropped as a slow reader. */
 export const DEFAULT_SEND_QUEUE_BYTES = 1024 * 1024;
 
+/** What sessions report to whoever keeps them (one object for all, not a closure each). */
+export interface SessionOwner {
+  /** The session's send queue went over its budget (the frame was not queued). */
+  overflowed(session: Session): void;
+  /** The session's stage changed. */
+  staged(session: Session): void;
+  /** The session began to end (`end` or `close`); called once. */
+  ending(session: Session): void;
+}
+
+const NO_OWNER: SessionOwner = { overflowed() {}, staged() {}, ending() {} };
+
+interface DrainWaiter {
+  below: number;
+  resolve: () => void;
+}
+
 /** One client connection. */
 export class Session {
-  stage: Stage = "hello";
   /** The username being logged in (before `active`) or logged in as. */
   user = "";
   udpPort = 0;
@@ -28,15 +48,16 @@ export class Session {
   readonly limiter: TokenBucket;
 
   readonly #conn: Connection;
-  readonly #writer: WritableStreamDefaultWriter<Uint8Array>;
   readonly #limit: number;
-  #queue: Uint8Array[] = [];
+  readonly #owner: SessionOwner;
+  #stage: Stage = "hello";
+  /** Encoded frames not yet written; a frame may be queued for other sessions too. */
+  readonly #queue: Uint8Array[] = [];
   #queuedBytes = 0;
   #pumping = false;
   #closing = false;
   #closed = false;
-  #onOverflow: (session: Session) => void;
-  #drainWaiters: Array<{ below: number; resolve: () => void }> = [];
+  #drainWaiters: DrainWaiter[] | undefined;
 
   constructor(
     readonly id: number,
@@ -45,16 +66,26 @@ export class Session {
       now: number;
       sendQueueBytes?: number;
       limiter: TokenBucket;
-      onOverflow: (s: Session) => void;
+      owner?: SessionOwner;
     },
   ) {
     this.#conn = conn;
-    this.#writer = conn.writable.getWriter();
     this.#limit = options.sendQueueBytes ?? DEFAULT_SEND_QUEUE_BYTES;
     this.lastHeard = options.now;
     this.lastActive = options.now;
     this.limiter = options.limiter;
-    this.#onOverflow = options.onOverflow;
+    this.#owner = options.owner ?? NO_OWNER;
+  }
+
+  /** How far the session has got; its owner hears of every change. */
+  get stage(): Stage {
+    return this.#stage;
+  }
+
+  set stage(stage: Stage) {
+    if (stage === this.#stage) return;
+    this.#stage = stage;
+    this.#owner.staged(this);
   }
 
   /** The peer's address as the server sees it. */
@@ -64,7 +95,7 @@ export class Session {
 
   /** Whether the user has been logged out (the connection may still be open to say so). */
   get loggedOut(): boolean {
-    return this.stage === "closed";
+    return this.#stage === "closed";
   }
 
   /** Whether the session is closing or closed (nothing more will be sent). */
@@ -88,58 +119,77 @@ export class Session {
    */
   whenBelow(bytes: number): Promise<void> {
     if (this.#queuedBytes < bytes || this.#closed) return Promise.resolve();
-    return new Promise((resolve) => this.#drainWaiters.push({ below: bytes, resolve }));
+    return new Promise((resolve) => (this.#drainWaiters ??= []).push({ below: bytes, resolve }));
   }
 
   #wakeDrainWaiters(): void {
-    if (this.#drainWaiters.length === 0) return;
     const waiting = this.#drainWaiters;
-    this.#drainWaiters = [];
+    if (waiting === undefined) return;
+    this.#drainWaiters = undefined;
     for (const waiter of waiting) {
       if (this.#closed || this.#queuedBytes < waiter.below) waiter.resolve();
-      else this.#drainWaiters.push(waiter);
+      else (this.#drainWaiters ??= []).push(waiter);
     }
   }
 
   /** Queues a frame; never waits for the peer. A session over its budget is dropped. */
   send(frame: ServerFrame): void {
     if (this.#closing || this.#closed) return;
-    const bytes = encodeFrameText(encodeFrame(frame));
+    this.sendBytes(encodeFrameText(encodeFrame(frame)));
+  }
+
+  /**
+   * Queues a frame already encoded (with its newline), as `send` does. The same bytes may be
+   * queued for many sessions (an event to many users is encoded once); nothing changes them.
+   */
+  sendBytes(bytes: Uint8Array): void {
+    if (this.#closing || this.#closed) return;
     if (this.#queuedBytes + bytes.length > this.#limit) {
-      this.#onOverflow(this);
+      this.#owner.overflowed(this);
       return;
     }
     this.#queue.push(bytes);
     this.#queuedBytes += bytes.length;
-    if (!this.#pumping) this.#pump();
+    if (!this.#pumping) void this.#pump();
   }
 
   /** Sends what is queued, then closes. */
   end(): void {
-    this.#closing = true;
+    this.#beginEnding();
     if (!this.#pumping) this.close();
   }
 
   /** Closes now, dropping anything still queued. */
   close(): void {
     if (this.#closed) return;
+    this.#beginEnding();
     this.#closed = true;
-    this.#closing = true;
-    this.#queue = [];
+    this.#queue.length = 0;
     this.#queuedBytes = 0;
     this.#wakeDrainWaiters();
-    this.#writer.releaseLock();
     this.#conn.close();
   }
 
+  #beginEnding(): void {
+    if (this.#closing) return;
+    this.#closing = true;
+    this.#owner.ending(this);
+  }
+
+  /** Writes the queue out, in batches, until it is empty; a write may take several calls. */
   async #pump(): Promise<void> {
     this.#pumping = true;
     try {
       while (this.#queue.length > 0 && !this.#closed) {
-        const batch = this.#takeBatch();
-        await this.#writer.write(batch);
-        this.#queuedBytes -= batch.length;
-        this.#wakeDrainWaiters();
+        let batch = this.#takeBatch();
+        while (batch.length > 0) {
+          const written = await this.#conn.write(batch);
+          if (this.#closed) return;
+          if (written <= 0) throw new Deno.errors.WriteZero("Write wrote no bytes");
+          this.#queuedBytes -= written;
+          batch = batch.subarray(written);
+          this.#wakeDrainWaiters();
+        }
       }
     } catch {
       // The peer went away; the read side notices and ends the session.
@@ -153,15 +203,16 @@ export class Session {
   #takeBatch(): Uint8Array {
     // Coalesce small frames into one write; the kernel does better with fewer, larger writes.
     const parts = this.#queue;
-    this.#queue = [];
-    if (parts.length === 1) return parts[0]!;
-    const size = parts.reduce((sum, part) => sum + part.length, 0);
+    if (parts.length === 1) return parts.pop()!;
+    let size = 0;
+    for (const part of parts) size += part.length;
     const batch = new Uint8Array(size);
     let offset = 0;
     for (const part of parts) {
       batch.set(part, offset);
       offset += part.length;
     }
+    parts.length = 0;
     return batch;
   }
 }

@@ -37,6 +37,11 @@ export interface ServerConfig {
   heartbeatTimeoutMs?: number;
   sendQueueBytes?: number;
   /**
+   * How long a stop waits for sessions to send what they have queued (the shutdown notice)
+   * before closing them anyway; default 1 s.
+   */
+  closeGraceMs?: number;
+  /**
    * Connections beyond this are refused, once the oldest not logged in has made way (default
    * 4096; chat-server derives it from the descriptors it can open, see limits.ts).
    */

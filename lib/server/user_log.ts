@@ -19,9 +19,13 @@ function logLine(seq: number, user: ActiveUser): string {
   }; ${user.username}; ${user.ip}; ${user.udpPort}\n`;
 }
 
-/** The active-user list and its file. */
+/**
+ * The active-user list and its file. Users are kept by name in login order, so a login or a
+ * logout costs O(1); the file is rendered only when a rewrite actually goes out, so a burst of
+ * logouts (or a shutdown) renders and writes it once.
+ */
 export class UserLog {
-  readonly #users: ActiveUser[] = [];
+  readonly #users = new Map<string, ActiveUser>();
   readonly #log: OrderedWriter;
 
   /** `onWriteError` hears of a failed write; the list carries on and the file heals later. */
@@ -37,31 +41,42 @@ export class UserLog {
   }
 
   #render(): string {
-    return this.#users.map((u, i) => logLine(i + 1, u)).join("");
+    let text = "";
+    let seq = 0;
+    for (const user of this.#users.values()) text += logLine(++seq, user);
+    return text;
   }
 
-  /** Empties the list and the file. */
+  /** Empties the list and the file (at start, and when the server stops: one write for all). */
   reset(): Promise<void> {
-    this.#users.length = 0;
-    return this.#log.replace("");
+    this.#users.clear();
+    return this.#log.rewrite();
   }
 
-  /** The active users, oldest login first. */
-  get users(): readonly ActiveUser[] {
-    return this.#users;
+  /** The active users, oldest login first (a copy). */
+  get users(): ActiveUser[] {
+    return [...this.#users.values()];
+  }
+
+  /** How many users are active. */
+  get size(): number {
+    return this.#users.size;
   }
 
   /** Records a login; resolves once the line is in the file. */
   add(user: ActiveUser): Promise<void> {
-    this.#users.push(user);
-    return this.#log.append(logLine(this.#users.length, user));
+    // A name already listed (it never is: a user leaves before logging in again) moves to the end.
+    this.#users.delete(user.username);
+    this.#users.set(user.username, user);
+    return this.#log.append(logLine(this.#users.size, user));
   }
 
-  /** Removes a user's line, renumbering the rest; resolves once the file is rewritten. */
+  /**
+   * Removes a user's line, renumbering the rest; resolves once a write that left it out has
+   * landed. Removals queued while a write is in flight go out together as one rewrite.
+   */
   remove(username: string): Promise<void> {
-    const index = this.#users.findIndex((u) => u.username === username);
-    if (index < 0) return Promise.resolve();
-    this.#users.splice(index, 1);
-    return this.#log.replace(this.#render());
+    if (!this.#users.delete(username)) return Promise.resolve();
+    return this.#log.rewrite();
   }
 }

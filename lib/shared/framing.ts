@@ -16,10 +16,12 @@ export class FrameError extends Error {
   }
 }
 
+// Decoding whole frames keeps no state between calls, so every decoder shares one.
+const utf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
+
 /** Splits a byte stream into text frames. Feed it chunks; it returns the complete frames. */
 export class FrameDecoder {
   readonly #maxBytes: number;
-  readonly #decoder = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
   #pending: Uint8Array[] = [];
   #pendingBytes = 0;
 
@@ -76,7 +78,7 @@ export class FrameDecoder {
     }
     if (bytes.length > 0 && bytes[bytes.length - 1] === 0x0d) bytes = bytes.subarray(0, -1);
     try {
-      return this.#decoder.decode(bytes);
+      return utf8.decode(bytes);
     } catch {
       throw new FrameError("invalid-utf8", "Frame is not valid UTF-8");
     }
@@ -89,6 +91,47 @@ export class FrameDecoder {
 
   #tooLarge(): FrameError {
     return new FrameError("frame-too-large", `Frame exceeds ${this.#maxBytes} bytes`);
+  }
+}
+
+/** The smallest and the largest read buffer of a `ReadBuffer`, by default. */
+export const READ_BUFFER_BYTES = { min: 1024, max: 64 * 1024 };
+
+/**
+ * A connection's read buffer, small while frames are (an idle connection holds one for its
+ * pending read, so thousands of them must cost little). A read that fills it doubles it, up to
+ * `max`, so a long frame takes few reads; a read that fills less than a quarter of a grown
+ * buffer puts it back to `min`.
+ */
+export class ReadBuffer {
+  readonly #min: number;
+  readonly #max: number;
+  #bytes: Uint8Array;
+
+  constructor(sizes: { min: number; max: number } = READ_BUFFER_BYTES) {
+    this.#min = sizes.min;
+    this.#max = Math.max(sizes.min, sizes.max);
+    this.#bytes = new Uint8Array(this.#min);
+  }
+
+  /** Where the next read goes. */
+  get bytes(): Uint8Array {
+    return this.#bytes;
+  }
+
+  /**
+   * Takes note that a read put `size` bytes into `bytes`, and returns them. They stay valid until
+   * the next read: the caller must use or copy them first (FrameDecoder copies what it holds).
+   */
+  filled(size: number): Uint8Array {
+    const read = this.#bytes.subarray(0, size);
+    const length = this.#bytes.length;
+    if (size === length && length < this.#max) {
+      this.#bytes = new Uint8Array(Math.min(this.#max, length * 2));
+    } else if (length > this.#min && size < length / 4) {
+      this.#bytes = new Uint8Array(this.#min);
+    }
+    return read;
   }
 }
 

@@ -9,10 +9,20 @@ export interface Address {
   port: number;
 }
 
-/** One bidirectional byte stream. */
+/**
+ * One bidirectional byte stream, readable and writable two ways: `read`/`write` (what the server
+ * uses: nothing per connection but the caller's buffer) or the `readable`/`writable` streams (what
+ * the client uses), made on first use. Use one way per direction, not both.
+ */
 export interface Connection {
   readonly remoteAddr: Address;
+  /** Reads into `buffer`; resolves with how many bytes it read, or null at the end of the stream. */
+  read(buffer: Uint8Array): Promise<number | null>;
+  /** Writes some of `bytes`, at least one; resolves with how many it wrote. */
+  write(bytes: Uint8Array): Promise<number>;
+  /** The bytes read as a stream. */
   readonly readable: ReadableStream<Uint8Array>;
+  /** Writes whole chunks, each once the previous one is written. */
   readonly writable: WritableStream<Uint8Array>;
   /** Closes both directions now; safe to call more than once. */
   close(): void;
@@ -29,51 +39,204 @@ export class TransportError extends Error {
   }
 }
 
-/** Adapts a Deno TCP connection. */
+/** Writes all of `bytes`, however many calls of `write` that takes. */
+export async function writeAll(conn: Pick<Connection, "write">, bytes: Uint8Array): Promise<void> {
+  let done = 0;
+  while (done < bytes.length) {
+    const written = await conn.write(done === 0 ? bytes : bytes.subarray(done));
+    if (written <= 0) throw new Deno.errors.WriteZero("Write wrote no bytes");
+    done += written;
+  }
+}
+
+/**
+ * A Deno TCP (or TLS) connection. Its streams are only made if asked for: Deno makes them
+ * lazily, and on a server with thousands of idle connections they would cost more than the
+ * rest of a session together.
+ */
+class TcpConnection implements Connection {
+  readonly remoteAddr: Address;
+  readonly #conn: Deno.Conn;
+  #closed = false;
+
+  constructor(conn: Deno.Conn) {
+    this.#conn = conn;
+    const remote = conn.remoteAddr as Deno.NetAddr;
+    this.remoteAddr = { hostname: remote.hostname, port: remote.port };
+  }
+
+  read(buffer: Uint8Array): Promise<number | null> {
+    return this.#conn.read(buffer);
+  }
+
+  write(bytes: Uint8Array): Promise<number> {
+    return this.#conn.write(bytes);
+  }
+
+  get readable(): ReadableStream<Uint8Array> {
+    return this.#conn.readable;
+  }
+
+  get writable(): WritableStream<Uint8Array> {
+    return this.#conn.writable;
+  }
+
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    try {
+      this.#conn.close();
+    } catch {
+      // Already closed by the peer or by a finished stream.
+    }
+  }
+}
+
+/** Adapts a Deno TCP (or TLS) connection. */
 export function tcpConnection(conn: Deno.Conn): Connection {
-  const remote = conn.remoteAddr as Deno.NetAddr;
-  let closed = false;
+  // A TLS connection has no setNoDelay.
+  const tcp = conn as Partial<Deno.TcpConn>;
   try {
-    (conn as Deno.TcpConn).setNoDelay(true);
+    tcp.setNoDelay?.(true);
   } catch {
     // Not every platform supports it; latency is merely worse.
   }
+  return new TcpConnection(conn);
+}
+
+/**
+ * A connection made of a pair of streams (a node:tls socket's, a filtered TCP stream), whose
+ * `read` and `write` take from and give to those streams.
+ */
+export function streamConnection(parts: {
+  remoteAddr: Address;
+  readable: ReadableStream<Uint8Array>;
+  writable: WritableStream<Uint8Array>;
+  close(): void;
+}): Connection {
+  let reader: ReadableStreamDefaultReader<Uint8Array> | undefined;
+  let writer: WritableStreamDefaultWriter<Uint8Array> | undefined;
+  let left: Uint8Array | undefined;
   return {
-    remoteAddr: { hostname: remote.hostname, port: remote.port },
-    readable: conn.readable,
-    writable: conn.writable,
-    close() {
-      if (closed) return;
-      closed = true;
-      try {
-        conn.close();
-      } catch {
-        // Already closed by the peer or by a finished stream.
+    remoteAddr: parts.remoteAddr,
+    readable: parts.readable,
+    writable: parts.writable,
+    close: () => parts.close(),
+    async read(buffer) {
+      while (!left || left.length === 0) {
+        reader ??= parts.readable.getReader();
+        const { value, done } = await reader.read();
+        if (done) return null;
+        left = value;
       }
+      const size = Math.min(buffer.length, left.length);
+      buffer.set(left.subarray(0, size));
+      left = left.subarray(size);
+      return size;
+    },
+    async write(bytes) {
+      writer ??= parts.writable.getWriter();
+      await writer.write(bytes);
+      return bytes.length;
     },
   };
 }
 
-function channel() {
-  let controller!: ReadableStreamDefaultController<Uint8Array>;
-  let done = false;
-  const readable = new ReadableStream<Uint8Array>({
-    start(c) {
-      controller = c;
+/** A readable stream of what `conn.read` returns. */
+function readableOf(conn: Connection): ReadableStream<Uint8Array> {
+  const buffer = new Uint8Array(64 * 1024);
+  return new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      const size = await conn.read(buffer);
+      if (size === null) controller.close();
+      else controller.enqueue(buffer.slice(0, size));
     },
   });
-  const writable = new WritableStream<Uint8Array>({
-    write(chunk) {
-      if (done) throw new Deno.errors.BrokenPipe("Connection closed");
-      controller.enqueue(chunk.slice());
-    },
-  });
-  const shut = () => {
-    if (done) return;
-    done = true;
-    controller.close();
-  };
-  return { readable, writable, shut };
+}
+
+/** A writable stream onto `conn.write`. */
+function writableOf(conn: Connection): WritableStream<Uint8Array> {
+  return new WritableStream<Uint8Array>({ write: (chunk) => writeAll(conn, chunk) });
+}
+
+/** One direction of an in-memory pair: chunks written and not yet read. */
+class MemoryPipe {
+  #chunks: Uint8Array[] = [];
+  #done = false;
+  #waiting: Array<() => void> = [];
+
+  write(bytes: Uint8Array): number {
+    if (this.#done) throw new Deno.errors.BrokenPipe("Connection closed");
+    // Copy: the writer may reuse its buffer once the write resolved.
+    if (bytes.length > 0) this.#chunks.push(bytes.slice());
+    this.#wake();
+    return bytes.length;
+  }
+
+  async read(buffer: Uint8Array): Promise<number | null> {
+    while (this.#chunks.length === 0) {
+      if (this.#done) return null;
+      await new Promise<void>((resolve) => this.#waiting.push(resolve));
+    }
+    // One written chunk at most per read, as a socket of small writes tends to deliver them.
+    const chunk = this.#chunks[0]!;
+    const size = Math.min(buffer.length, chunk.length);
+    buffer.set(chunk.subarray(0, size));
+    if (size === chunk.length) this.#chunks.shift();
+    else this.#chunks[0] = chunk.subarray(size);
+    return size;
+  }
+
+  /** Ends the pipe: what was written can still be read, then the end. */
+  shut(): void {
+    this.#done = true;
+    this.#wake();
+  }
+
+  #wake(): void {
+    for (const resolve of this.#waiting.splice(0)) resolve();
+  }
+}
+
+/** One end of an in-memory pair. */
+class MemoryConnection implements Connection {
+  readonly remoteAddr: Address;
+  readonly #in: MemoryPipe;
+  readonly #out: MemoryPipe;
+  readonly #shut: () => void;
+  #readable: ReadableStream<Uint8Array> | undefined;
+  #writable: WritableStream<Uint8Array> | undefined;
+
+  constructor(remoteAddr: Address, pipes: { in: MemoryPipe; out: MemoryPipe }, shut: () => void) {
+    this.remoteAddr = remoteAddr;
+    this.#in = pipes.in;
+    this.#out = pipes.out;
+    this.#shut = shut;
+  }
+
+  read(buffer: Uint8Array): Promise<number | null> {
+    return this.#in.read(buffer);
+  }
+
+  write(bytes: Uint8Array): Promise<number> {
+    try {
+      return Promise.resolve(this.#out.write(bytes));
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
+  get readable(): ReadableStream<Uint8Array> {
+    return this.#readable ??= readableOf(this);
+  }
+
+  get writable(): WritableStream<Uint8Array> {
+    return this.#writable ??= writableOf(this);
+  }
+
+  close(): void {
+    this.#shut();
+  }
 }
 
 /**
@@ -84,14 +247,14 @@ export function memoryPair(
   a: Address = { hostname: "127.0.0.1", port: 40001 },
   b: Address = { hostname: "127.0.0.1", port: 40002 },
 ): [Connection, Connection] {
-  const ab = channel();
-  const ba = channel();
+  const ab = new MemoryPipe();
+  const ba = new MemoryPipe();
   const close = () => {
     ab.shut();
     ba.shut();
   };
   return [
-    { remoteAddr: b, readable: ba.readable, writable: ab.writable, close },
-    { remoteAddr: a, readable: ab.readable, writable: ba.writable, close },
+    new MemoryConnection(b, { in: ba, out: ab }, close),
+    new MemoryConnection(a, { in: ab, out: ba }, close),
   ];
 }

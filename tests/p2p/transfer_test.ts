@@ -187,7 +187,7 @@ async function listDir(dir: string): Promise<string[]> {
   return names.sort();
 }
 
-async function waitFor(condition: () => boolean, ms = 3000): Promise<void> {
+async function waitFor(condition: () => boolean, ms = 10_000): Promise<void> {
   const deadline = performance.now() + ms;
   while (!condition()) {
     if (performance.now() > deadline) throw new Error("Timed out waiting for a condition");

@@ -3,6 +3,8 @@ import assert from "node:assert/strict";
 import { DiskFiles, MemoryFiles, OrderedWriter, type TextFiles } from "../../lib/server/files.ts";
 import { settleMicrotasks, SlowFiles } from "../../testing/slow_files.ts";
 import { tempDir } from "../../testing/temp_dir.ts";
+import { AccountStore } from "../../lib/server/accounts.ts";
+import { MemoryLogger } from "../../lib/shared/logger.ts";
 
 const CAN_USE_DISK = Deno.permissions.querySync({ name: "read" }).state === "granted" &&
   Deno.permissions.querySync({ name: "write" }).state === "granted";
@@ -203,6 +205,40 @@ Deno.test("OrderedWriter with onError reports a failure, carries on, and heals f
   assert.equal(files.inner.contents.get("log.txt"), "first\nnext\n");
 });
 
+Deno.test("OrderedWriter.rewrite() renders the snapshot once for every rewrite queued meanwhile", async () => {
+  const files = new SlowFiles();
+  let state = "a\n";
+  let renders = 0;
+  const writer = new OrderedWriter(files, "log.txt", {
+    snapshot: () => {
+      renders++;
+      return state;
+    },
+  });
+  const first = writer.rewrite();
+  await settleMicrotasks();
+  const burst: Promise<void>[] = [];
+  for (const line of ["b\n", "c\n", "d\n"]) {
+    state += line;
+    burst.push(writer.rewrite());
+  }
+  // An append queued after the rewrites is in the state too, so the snapshot covers it.
+  state += "e\n";
+  burst.push(writer.append("e\n"));
+  files.release();
+  await first;
+  await settleMicrotasks();
+  assert.deepEqual(files.started, ["replace a\n", "replace a\nb\nc\nd\ne\n"]);
+  assert.equal(renders, 2);
+  files.release();
+  await Promise.all(burst);
+  assert.equal(files.inner.contents.get("log.txt"), "a\nb\nc\nd\ne\n");
+});
+
+Deno.test("OrderedWriter.rewrite() needs a snapshot", () => {
+  assert.throws(() => new OrderedWriter(new MemoryFiles(), "log.txt").rewrite(), TypeError);
+});
+
 Deno.test({
   name: "DiskFiles: replace() keeps the file's mode, whatever the umask",
   ignore: !CAN_USE_DISK || Deno.build.os === "windows",
@@ -232,5 +268,40 @@ Deno.test({
       Deno.statSync(`${dir.path}/plain.txt`).mode! & 0o777,
       Deno.statSync(`${dir.path}/reference.txt`).mode! & 0o777,
     );
+  },
+});
+
+Deno.test({
+  name: "DiskFiles.stamp() changes with every write, replace and hand edit, and an account store " +
+    "rereads credentials only then",
+  ignore: !CAN_USE_DISK,
+  async fn() {
+    await using dir = await tempDir("toom_files_test_");
+    const path = `${dir.path}/credentials.txt`;
+    const files = new DiskFiles();
+    assert.equal(await files.stamp(path), undefined, "no file, no stamp");
+    await Deno.writeTextFile(path, "yoda jedi\n");
+    const reads: string[] = [];
+    const counting: TextFiles = {
+      read: (p) => (reads.push(p), files.read(p)),
+      append: (p, text) => files.append(p, text),
+      replace: (p, text, options) => files.replace(p, text, options),
+      stamp: (p) => files.stamp(p),
+    };
+    const store = new AccountStore(counting, path, { logger: new MemoryLogger() });
+    assert.ok(await store.find("yoda"));
+    assert.ok(await store.find("yoda"));
+    assert.equal(reads.length, 1, "unchanged: read once");
+    const before = await files.stamp(path);
+    // A hand edit of the same size, in place (same inode), a moment later.
+    await new Promise((resolve) => setTimeout(resolve, 5));
+    await Deno.writeTextFile(path, "hans jedi\n");
+    assert.notEqual(await files.stamp(path), before);
+    assert.equal(await store.find("yoda"), undefined);
+    assert.ok(await store.find("hans"));
+    assert.equal(reads.length, 2);
+    await files.replace(path, "hans jedi\nluke usetheforce\n");
+    assert.ok(await store.find("luke"));
+    assert.equal(reads.length, 3);
   },
 });

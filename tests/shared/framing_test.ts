@@ -1,10 +1,15 @@
-/** Newline-delimited frames of lib/shared/framing.ts: splitting, size limit and UTF-8 checks. */
+/**
+ * Newline-delimited frames of lib/shared/framing.ts: splitting, size limit and UTF-8 checks, and
+ * the read buffer that grows for long frames.
+ */
 import assert from "node:assert/strict";
 import {
   encodeFrameText,
   FrameDecoder,
   FrameError,
   MAX_FRAME_BYTES,
+  READ_BUFFER_BYTES,
+  ReadBuffer,
 } from "../../lib/shared/framing.ts";
 
 const encoder = new TextEncoder();
@@ -209,4 +214,51 @@ Deno.test("encodeFrameText() output decodes back to the same text", () => {
   const decoder = new FrameDecoder();
   const texts = ['{"t":"ping"}', "", "日本語 😀"];
   assert.deepEqual(pushAll(decoder, texts.map(encodeFrameText)), texts);
+});
+
+Deno.test("ReadBuffer doubles while reads fill it, up to its maximum", () => {
+  const buffer = new ReadBuffer({ min: 4, max: 16 });
+  assert.equal(buffer.bytes.length, 4);
+  buffer.bytes.set([1, 2, 3, 4]);
+  assert.deepEqual([...buffer.filled(4)], [1, 2, 3, 4]);
+  assert.equal(buffer.bytes.length, 8);
+  buffer.filled(8);
+  assert.equal(buffer.bytes.length, 16);
+  buffer.filled(16);
+  assert.equal(buffer.bytes.length, 16);
+});
+
+Deno.test("ReadBuffer goes back to its minimum after a small read, and stays there", () => {
+  const buffer = new ReadBuffer({ min: 4, max: 64 });
+  for (const size of [4, 8, 16]) buffer.filled(size);
+  assert.equal(buffer.bytes.length, 32);
+  // A quarter or more of it keeps it.
+  buffer.filled(8);
+  assert.equal(buffer.bytes.length, 32);
+  buffer.filled(7);
+  assert.equal(buffer.bytes.length, 4);
+  buffer.filled(1);
+  assert.equal(buffer.bytes.length, 4);
+});
+
+Deno.test("ReadBuffer and FrameDecoder read a long frame in few reads, then shrink", () => {
+  const buffer = new ReadBuffer();
+  const decoder = new FrameDecoder();
+  const long = new TextEncoder().encode(`{"t":"cmd","line":"${"x".repeat(40_000)}"}\n`);
+  const sizes: number[] = [];
+  let frames: string[] = [];
+  for (let offset = 0; offset < long.length;) {
+    // A socket read: as much as the buffer holds of what has arrived.
+    const size = Math.min(buffer.bytes.length, long.length - offset);
+    buffer.bytes.set(long.subarray(offset, offset + size));
+    sizes.push(buffer.bytes.length);
+    frames = decoder.push(buffer.filled(size));
+    offset += size;
+  }
+  assert.equal(frames.length, 1);
+  assert.equal(frames[0]!.length, long.length - 1);
+  assert.deepEqual(sizes, [1024, 2048, 4096, 8192, 16_384, 32_768]);
+  buffer.bytes.set(new TextEncoder().encode('{"t":"ping"}\n'));
+  assert.deepEqual(decoder.push(buffer.filled(13)), ['{"t":"ping"}']);
+  assert.equal(buffer.bytes.length, READ_BUFFER_BYTES.min);
 });

@@ -1,6 +1,7 @@
 /** Messaging between users: message, broadcast, block, unblock. */
 import type { Args } from "../../shared/commands.ts";
 import { CommandError } from "../../shared/errors.ts";
+import type { ServerEvent } from "../../shared/protocol.ts";
 import type { CommandContext } from "./context.ts";
 
 /**
@@ -33,17 +34,19 @@ export function broadcast(context: CommandContext, args: Args): string[] {
   const { state, user } = context;
   let sent = 0;
   let skipped = 0;
+  // One event for every recipient, so that the server encodes it once.
+  const event: ServerEvent = {
+    kind: "broadcast",
+    lines: [`${user}: ${args.text}`],
+    data: { from: user },
+  };
   for (const name of state.roster.online.keys()) {
     if (name === user) continue;
     if (!state.relations.canReach(user, name)) {
       skipped++;
       continue;
     }
-    context.notify(name, {
-      kind: "broadcast",
-      lines: [`${user}: ${args.text}`],
-      data: { from: user },
-    });
+    context.notify(name, event);
     sent++;
   }
   state.logger.info(`${user} broadcast a message to ${sent} user(s).`);
