@@ -7,7 +7,6 @@
  */
 import type { ChatServer } from "./chat_server.ts";
 import { tcpConnection } from "../shared/transport.ts";
-import { listenTls } from "./tls_listener.ts";
 import type { Logger } from "../shared/logger.ts";
 
 /** A running listener. */
@@ -48,52 +47,30 @@ const HANDSHAKE_LOG_INTERVAL_MS = 60_000;
  * before the server is started.
  */
 export async function serveTcp(server: ChatServer, options: ServeOptions): Promise<Listening> {
-  if (options.tls) return await serveTls(server, { ...options, tls: options.tls });
-  const listener = Deno.listen({ hostname: options.hostname, port: options.port });
+  const address = { hostname: options.hostname, port: options.port };
+  const listener: Deno.Listener = options.tls
+    ? Deno.listenTls({ ...address, cert: options.tls.cert, key: options.tls.key })
+    : Deno.listen(address);
   try {
     await server.start();
   } catch (error) {
     listener.close();
     throw error;
   }
-  const sweeper = startSweeping(server, options.sweepMs);
-  const finished = (async () => {
-    try {
-      await acceptLoop(listener, {
-        signal: options.signal,
-        logger: server.config.logger,
-        onConnection: (conn) => void server.handle(tcpConnection(conn)),
-        ...(options.acceptBackoffMs !== undefined ? { backoffMs: options.acceptBackoffMs } : {}),
-      });
-    } finally {
-      clearInterval(sweeper);
-      await server.close();
-    }
-  })();
-  return { port: (listener.addr as Deno.NetAddr).port, finished };
-}
-
-function startSweeping(server: ChatServer, sweepMs = 1000): ReturnType<typeof setInterval> {
-  return setInterval(() => {
+  const sweeper = setInterval(() => {
     server.sweep().catch((error) => server.config.logger.warn(`Sweep failed: ${String(error)}`));
-  }, sweepMs);
-}
-
-/** serveTcp in TLS, on the node:tls listener (tls_listener.ts says why). */
-async function serveTls(
-  server: ChatServer,
-  options: ServeOptions & { tls: TlsOptions },
-): Promise<Listening> {
+  }, options.sweepMs ?? 1000);
   // A failed handshake is logged at most once a minute, with how many went unlogged meanwhile:
   // a scanner must not flood the log, and a problem late in a long run must still show.
   let lastLogged = -Infinity;
   let unlogged = 0;
-  const handshakeFailed = (from: { hostname: string; port: number }, error: unknown) => {
+  const handshakeFailed = (conn: Deno.Conn, error: unknown) => {
     const now = server.clock.now();
     if (now - lastLogged < HANDSHAKE_LOG_INTERVAL_MS) {
       unlogged++;
       return;
     }
+    const from = conn.remoteAddr as Deno.NetAddr;
     const more = unlogged > 0 ? ` (${unlogged} more since the last one logged)` : "";
     server.config.logger.warn(
       `TLS handshake with ${from.hostname}:${from.port} failed (${errorText(error)}); ` +
@@ -102,39 +79,27 @@ async function serveTls(
     lastLogged = now;
     unlogged = 0;
   };
-  let acceptFailures = 0;
-  const listener = await listenTls({
-    hostname: options.hostname,
-    port: options.port,
-    cert: options.tls.cert,
-    key: options.tls.key,
-    handshakeTimeoutMs: options.handshakeTimeoutMs ?? HANDSHAKE_TIMEOUT_MS,
-    onConnection: (conn) => void server.handle(conn),
-    onHandshakeFailed: handshakeFailed,
-    onError: (error) => {
-      // Running out of descriptors and the like: said once, never the end of the server.
-      if (acceptFailures++ === 0) {
-        server.config.logger.warn(`Cannot accept connections (${errorText(error)}); retrying`);
-      }
-    },
-  });
-  try {
-    await server.start();
-  } catch (error) {
-    listener.close();
-    throw error;
-  }
-  const sweeper = startSweeping(server, options.sweepMs);
+  const handshakeMs = options.handshakeTimeoutMs ?? HANDSHAKE_TIMEOUT_MS;
   const finished = (async () => {
-    await new Promise<void>((resolve) => {
-      if (options.signal.aborted) return resolve();
-      options.signal.addEventListener("abort", () => resolve(), { once: true });
-    });
-    listener.close();
-    clearInterval(sweeper);
-    await server.close();
+    try {
+      await acceptLoop(listener, {
+        signal: options.signal,
+        logger: server.config.logger,
+        onConnection: options.tls
+          ? (conn) =>
+            void handshake(conn as Deno.TlsConn, handshakeMs).then(
+              () => server.handle(tcpConnection(conn)),
+              (error) => handshakeFailed(conn, error),
+            )
+          : (conn) => void server.handle(tcpConnection(conn)),
+        ...(options.acceptBackoffMs !== undefined ? { backoffMs: options.acceptBackoffMs } : {}),
+      });
+    } finally {
+      clearInterval(sweeper);
+      await server.close();
+    }
   })();
-  return { port: listener.port, finished };
+  return { port: (listener.addr as Deno.NetAddr).port, finished };
 }
 
 /** What `acceptLoop` needs of a listener (a seam for tests). */
@@ -214,4 +179,30 @@ export async function acceptLoop(
 
 function errorText(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
+}
+
+/**
+ * Finishes the TLS handshake (Deno would otherwise do it on the first read) within `timeoutMs`,
+ * or closes the connection and throws. A client that fails it (a plain client on the TLS port, a
+ * scanner, a client that refuses the certificate) only loses its own connection.
+ */
+async function handshake(conn: Deno.TlsConn, timeoutMs: number): Promise<void> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  try {
+    await Promise.race([
+      conn.handshake(),
+      new Promise((_, reject) => {
+        timer = setTimeout(() => reject(new Error("the TLS handshake timed out")), timeoutMs);
+      }),
+    ]);
+  } catch (error) {
+    try {
+      conn.close();
+    } catch {
+      // Already closed.
+    }
+    throw error;
+  } finally {
+    clearTimeout(timer);
+  }
 }

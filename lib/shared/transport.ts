@@ -142,13 +142,6 @@ export function streamConnection(parts: {
   };
 }
 
-/** Web streams over a connection's `read` and `write`, for those who want streams. */
-export function connectionStreams(
-  conn: Connection,
-): { readable: ReadableStream<Uint8Array>; writable: WritableStream<Uint8Array> } {
-  return { readable: readableOf(conn), writable: writableOf(conn) };
-}
-
 /** A readable stream of what `conn.read` returns. */
 function readableOf(conn: Connection): ReadableStream<Uint8Array> {
   const buffer = new Uint8Array(64 * 1024);
