@@ -1,8 +1,8 @@
 /**
  * Staying connected: when the link to the server is lost after login, the client connects again
  * with capped exponential backoff, logs in again with the same credentials (kept in memory only)
- * and UDP port, and carries on. `Backoff` is the pure schedule; `ReconnectingLink` is the link the
- * command loop talks to, which swaps a new `ServerLink` in under it. Requests made while it is
+ * and UDP port, and carries on. `Backoff` (backoff.ts) is the pure schedule; `ReconnectingLink`
+ * is the link the command loop talks to, which swaps a new `ServerLink` in under it. Requests made while it is
  * reconnecting wait for it; a request in flight when the link died fails with
  * `RequestInDoubtError`, because the server may or may not have carried it out.
  */
@@ -18,65 +18,7 @@ import {
   ServerLink,
 } from "./server_link.ts";
 import type { Terminal } from "./terminal.ts";
-
-/** How long and how fast to retry. */
-export interface BackoffPolicy {
-  /** The first delay; each later one doubles, up to `maxMs`. */
-  initialMs?: number;
-  maxMs?: number;
-  /** Each delay is shortened by a random share of up to this, so clients spread out. */
-  jitter?: number;
-  /** No attempt starts later than this after the first `next()`. */
-  giveUpAfterMs: number;
-}
-
-/** The next attempt: its number (from 1) and how long to wait before making it. */
-export interface Attempt {
-  attempt: number;
-  delayMs: number;
-}
-
-/**
- * A capped exponential backoff schedule with jitter and a deadline. It reads the time from the
- * clock it is given and draws jitter from `random`, so tests get exact delays.
- */
-export class Backoff {
-  readonly #initialMs: number;
-  readonly #maxMs: number;
-  readonly #jitter: number;
-  readonly #giveUpAfterMs: number;
-  readonly #clock: { now(): number };
-  readonly #random: () => number;
-  #start: number | undefined;
-  #attempts = 0;
-
-  constructor(
-    policy: BackoffPolicy,
-    seams: { clock: { now(): number }; random?: () => number },
-  ) {
-    this.#initialMs = policy.initialMs ?? 500;
-    this.#maxMs = policy.maxMs ?? 10_000;
-    this.#jitter = policy.jitter ?? 0.2;
-    this.#giveUpAfterMs = policy.giveUpAfterMs;
-    this.#clock = seams.clock;
-    this.#random = seams.random ?? Math.random;
-  }
-
-  /**
-   * The next attempt, or undefined once the deadline has passed. The last delay is cut short so
-   * that the last attempt starts at the deadline.
-   */
-  next(): Attempt | undefined {
-    const now = this.#clock.now();
-    this.#start ??= now;
-    const left = this.#start + this.#giveUpAfterMs - now;
-    if (left <= 0) return undefined;
-    const base = Math.min(this.#maxMs, this.#initialMs * 2 ** this.#attempts);
-    const delayMs = Math.min(left, Math.round(base * (1 - this.#jitter * this.#random())));
-    this.#attempts++;
-    return { attempt: this.#attempts, delayMs };
-  }
-}
+import { Backoff } from "./backoff.ts";
 
 /** How the client reconnects; every field has a default. */
 export interface ReconnectPolicy {

@@ -17,8 +17,6 @@ import {
   type FrameLimits,
   PROTOCOL_VERSION,
   ProtocolError,
-  type ReplyData,
-  type ServerEvent,
 } from "../shared/protocol.ts";
 import { TokenBucket } from "../shared/token_bucket.ts";
 import type { Connection } from "../shared/transport.ts";
@@ -27,16 +25,24 @@ import type { CommandContext, HandlerResult } from "./handlers/context.ts";
 import { HANDLERS } from "./handlers/mod.ts";
 import { FALLBACK_MAX_CONNECTIONS } from "./limits.ts";
 import type { Login } from "./login.ts";
-import { type Answer, type Delivery, type Notify, Outbox, refusal } from "./replies.ts";
+import {
+  type Answer,
+  type Delivery,
+  EventEncoder,
+  type Notify,
+  Outbox,
+  refusal,
+  replyInParts,
+} from "./replies.ts";
 import type { EndReason } from "./roster.ts";
 import { Session, type SessionOwner } from "./session.ts";
+import { Admission } from "./admission.ts";
 import {
   buildState,
   DEFAULT_PENDING_PER_IP,
   type ServerConfig,
   type ServerState,
 } from "./state.ts";
-import { addressKey, AddressThrottle } from "./throttle.ts";
 
 /** The server's name and version, sent in `hello` and printed by `--version`. */
 export const SERVER_AGENT = "toom-server/1.0.0";
@@ -44,8 +50,6 @@ export const SERVER_AGENT = "toom-server/1.0.0";
 const HEARTBEAT_TIMEOUT_MS = 45_000;
 /** How long a stop waits for sessions to send what is queued before closing them. */
 const CLOSE_GRACE_MS = 1_000;
-/** Characters of reply lines per frame (a frame holds up to 64 KiB of UTF-8). */
-const REPLY_PART_CHARS = 16_000;
 
 /** How the server treats one type of client frame. */
 interface FrameRoute<F extends ClientFrame> {
@@ -63,12 +67,8 @@ export class ChatServer {
   readonly state: ServerState;
   readonly login: Login;
   readonly #sessions = new Set<Session>();
-  /** Connections open and not ending, counted as they come and go (not by a scan). */
-  #open = 0;
-  /** Connections not logged in and not ending, oldest first. */
-  readonly #pending = new Set<Session>();
-  /** The same, by source address (`addressKey`), oldest first. */
-  readonly #pendingByAddress = new Map<string, Set<Session>>();
+  /** Open and not-yet-logged-in connections, and the rules for a newcomer. */
+  readonly #admission: Admission;
   readonly #running = new Set<Promise<void>>();
   #nextSessionId = 1;
   #closing = false;
@@ -99,37 +99,37 @@ export class ChatServer {
   /** Delivers an event at once, for what happens outside any command. */
   readonly #deliverNow: Notify = (to, event) => {
     const session = this.state.roster.get(to);
-    if (session && !session.ending) session.sendBytes(this.#encodeEvent(event));
+    if (session && !session.ending) session.sendBytes(this.#events.encode(event));
   };
 
-  /**
-   * The last event encoded, and its frame: an event for many users (a broadcast, a presence
-   * notice) is one object delivered to each in turn, so it is encoded once, not once each.
-   */
-  #lastEvent: { event: ServerEvent; bytes: Uint8Array } | undefined;
+  /** Encodes an event for many users once. */
+  readonly #events = new EventEncoder();
 
   /** What every session reports: one object for all of them. */
   readonly #sessionOwner: SessionOwner = {
     overflowed: (session) => this.#drop(session, "Send queue exceeded"),
     staged: (session) => {
-      if (session.stage === "active") this.#notPending(session);
+      if (session.stage === "active") this.#admission.loggedIn(session);
     },
-    ending: (session) => {
-      this.#open--;
-      this.#notPending(session);
-    },
+    ending: (session) => this.#admission.ending(session),
   };
 
   /** Connections beyond this are closed at once. */
   readonly maxConnections: number;
-  /** One log line per minute about refused connections, overall and per address. */
-  readonly #reports: AddressThrottle;
 
   constructor(config: ServerConfig) {
     this.config = config;
     ({ state: this.state, login: this.login } = buildState(config));
     this.maxConnections = config.maxConnections ?? FALLBACK_MAX_CONNECTIONS;
-    this.#reports = new AddressThrottle({ limit: 1, windowMs: 60_000 }, config.clock);
+    this.#admission = new Admission({
+      maxConnections: this.maxConnections,
+      maxPendingPerIp: config.maxPendingPerIp ?? DEFAULT_PENDING_PER_IP,
+      maxPendingLogins: config.maxPendingLogins ?? 512,
+    }, {
+      clock: config.clock,
+      logger: config.logger,
+      drop: (session, reason) => this.#drop(session, reason),
+    });
   }
 
   /** Every session's frame budget, as `hello` announces it. */
@@ -168,12 +168,7 @@ export class ChatServer {
   }
 
   async #serve(conn: Connection): Promise<void> {
-    if (this.#closing || !this.#makeRoom()) {
-      if (!this.#closing && this.#reports.shouldReport("too many connections")) {
-        this.config.logger.warn(
-          `Refusing connections: ${this.maxConnections} users logged in (--max-connections)`,
-        );
-      }
+    if (this.#closing || !this.#admission.makeRoom()) {
       conn.close();
       return;
     }
@@ -185,9 +180,7 @@ export class ChatServer {
       owner: this.#sessionOwner,
     });
     this.#sessions.add(session);
-    this.#open++;
-    this.#addPending(session);
-    this.#limitPending(session);
+    this.#admission.admitted(session);
     const decoder = new FrameDecoder();
     // Small while the frames are: an idle connection holds it for its pending read.
     const buffer = new ReadBuffer();
@@ -222,79 +215,6 @@ export class ChatServer {
       session.end();
       this.#sessions.delete(session);
     }
-  }
-
-  /**
-   * Whether a new connection fits under `maxConnections`. When it would not, the oldest
-   * connection not yet logged in makes way for it (so idle connections cannot keep users out);
-   * when every connection is a logged-in user, it does not fit.
-   */
-  #makeRoom(): boolean {
-    if (this.#open < this.maxConnections) return true;
-    const oldestPending = this.#pending.values().next().value;
-    if (!oldestPending) return false;
-    if (this.#reports.shouldReport("connections full")) {
-      this.config.logger.warn(
-        `${this.maxConnections} connections open (--max-connections): closing the oldest of ` +
-          "those not logged in to make room",
-      );
-    }
-    oldestPending.close();
-    return true;
-  }
-
-  /**
-   * Keeps connections that have not logged in from crowding out those that will: beyond the
-   * limit per source address a new one pushes out that address's oldest, and beyond the overall
-   * limit the oldest of all. So one address cannot push out everyone else's logins.
-   */
-  #limitPending(newcomer: Session): void {
-    const perIp = this.config.maxPendingPerIp ?? DEFAULT_PENDING_PER_IP;
-    const key = addressKey(newcomer.remote.hostname);
-    const mine = this.#pendingByAddress.get(key);
-    if (perIp > 0 && mine && mine.size > perIp) {
-      if (this.#reports.shouldReport(key)) {
-        this.config.logger.warn(
-          `Closing connections waiting to log in from ${key}: over ${perIp} at once`,
-        );
-      }
-      // Closing one takes it out of the set (see #sessionOwner), oldest first.
-      for (const session of mine) {
-        if (mine.size <= perIp) break;
-        session.close();
-      }
-    }
-    const limit = this.config.maxPendingLogins ?? 512;
-    for (const session of this.#pending) {
-      if (this.#pending.size <= limit) break;
-      this.#drop(session, "Too many connections waiting to log in");
-    }
-  }
-
-  #addPending(session: Session): void {
-    this.#pending.add(session);
-    const key = addressKey(session.remote.hostname);
-    const mine = this.#pendingByAddress.get(key);
-    if (mine) mine.add(session);
-    else this.#pendingByAddress.set(key, new Set([session]));
-  }
-
-  /** Takes a session out of the pending sets, once it logged in or began to end. */
-  #notPending(session: Session): void {
-    if (!this.#pending.delete(session)) return;
-    const key = addressKey(session.remote.hostname);
-    const mine = this.#pendingByAddress.get(key);
-    mine?.delete(session);
-    if (mine?.size === 0) this.#pendingByAddress.delete(key);
-  }
-
-  /** The frame of an event, encoded once however many users it goes to. */
-  #encodeEvent(event: ServerEvent): Uint8Array {
-    const last = this.#lastEvent;
-    if (last?.event === event) return last.bytes;
-    const bytes = encodeFrameText(encodeFrame({ t: "event", ...event }));
-    this.#lastEvent = { event, bytes };
-    return bytes;
   }
 
   #drop(session: Session, reason: string): void {
@@ -447,37 +367,10 @@ export class ChatServer {
       );
     }
     const { lines, data } = Array.isArray(result) ? { lines: result, data: undefined } : result;
-    await this.#replyInParts(session, id, lines, data);
+    await replyInParts(session, id, lines, data);
     this.#deliver(outbox.take());
     // A handler that logged the user out (OUT) leaves the connection to close after the reply.
     if (session.loggedOut) session.end();
-  }
-
-  /**
-   * Sends a long reply (RDM of a big board) as several frames, each well under the frame limit,
-   * waiting for the queue to drain between them so a large but legitimate reply never trips the
-   * slow-reader limit. Meanwhile this session's next frames wait; other sessions carry on.
-   */
-  async #replyInParts(
-    session: Session,
-    id: number,
-    lines: string[],
-    data: ReplyData | undefined,
-  ): Promise<void> {
-    const roomFor = session.sendQueueLimit / 2;
-    let part: string[] = [];
-    let size = 0;
-    for (const line of lines) {
-      if (part.length > 0 && size + line.length > REPLY_PART_CHARS) {
-        session.send({ t: "reply", id, ok: true, lines: part, more: true });
-        await session.whenBelow(roomFor);
-        part = [];
-        size = 0;
-      }
-      part.push(line);
-      size += line.length;
-    }
-    session.send({ t: "reply", id, ok: true, lines: part, ...(data ? { data } : {}) });
   }
 
   /**

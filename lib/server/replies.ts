@@ -4,7 +4,17 @@
  * decides when events travel (after the reply that caused them, or at once for what happens
  * outside any command).
  */
-import type { ReplyCode, ReplyData, ServerEvent } from "../shared/protocol.ts";
+import { encodeFrameText } from "../shared/framing.ts";
+import {
+  encodeFrame,
+  type ReplyCode,
+  type ReplyData,
+  type ServerEvent,
+} from "../shared/protocol.ts";
+import type { Session } from "./session.ts";
+
+/** Characters of reply lines per frame (a frame holds up to 64 KiB of UTF-8). */
+const REPLY_PART_CHARS = 16_000;
 
 /** The reply to one request, before it is framed. */
 export interface Answer {
@@ -40,5 +50,50 @@ export class Outbox {
   /** Takes what was collected, oldest first. */
   take(): Delivery[] {
     return this.#deliveries.splice(0);
+  }
+}
+
+/**
+ * Sends a reply to `session`, a long one (RDM of a big board) as several frames, each well under
+ * the frame limit, waiting for the queue to drain between them so a large but legitimate reply
+ * never trips the slow-reader limit. Meanwhile this session's next frames wait; others carry on.
+ */
+export async function replyInParts(
+  session: Session,
+  id: number,
+  lines: string[],
+  data: ReplyData | undefined,
+): Promise<void> {
+  const roomFor = session.sendQueueLimit / 2;
+  let part: string[] = [];
+  let size = 0;
+  for (const line of lines) {
+    if (part.length > 0 && size + line.length > REPLY_PART_CHARS) {
+      session.send({ t: "reply", id, ok: true, lines: part, more: true });
+      await session.whenBelow(roomFor);
+      part = [];
+      size = 0;
+    }
+    part.push(line);
+    size += line.length;
+  }
+  session.send({ t: "reply", id, ok: true, lines: part, ...(data ? { data } : {}) });
+}
+
+/**
+ * Event frames as bytes, encoded once however many users an event goes to: an event for many (a
+ * broadcast, a presence notice) is one object delivered to each in turn, so the last one encoded
+ * is kept.
+ */
+export class EventEncoder {
+  #last: { event: ServerEvent; bytes: Uint8Array } | undefined;
+
+  /** The frame of `event`, with its newline. */
+  encode(event: ServerEvent): Uint8Array {
+    const last = this.#last;
+    if (last?.event === event) return last.bytes;
+    const bytes = encodeFrameText(encodeFrame({ t: "event", ...event }));
+    this.#last = { event, bytes };
+    return bytes;
   }
 }

@@ -27,25 +27,25 @@ if (!CAN_USE_FILES) {
 }
 
 Deno.test("serverKey() names a server host:port, lower case, an IPv6 host in brackets", () => {
-  assert.equal(serverKey("Chat.Example.COM", 12000), "chat.example.com:12000");
+  assert.equal(serverKey("Chat.Example.COM", 443), "chat.example.com:443");
   assert.equal(serverKey("127.0.0.1", 5), "127.0.0.1:5");
-  assert.equal(serverKey("::1", 12000), "[::1]:12000");
+  assert.equal(serverKey("::1", 443), "[::1]:443");
   assert.equal(serverKey("[FE80::1]", 1), "[fe80::1]:1");
 });
 
 Deno.test("parseKnownServers() reads pins with their line numbers and skips the rest", () => {
   const text = KNOWN_SERVERS_HEADER + "\n" +
-    formatKnownServer("127.0.0.1:12000", A) +
+    formatKnownServer("127.0.0.1:443", A) +
     "  # a comment\n" +
     "broken-line\n" +
-    "[::1]:12000 not-a-fingerprint\n" +
+    "[::1]:443 not-a-fingerprint\n" +
     `host:1 ${A} extra\n` +
     `Chat.example.com:443 ${B.toLowerCase().replaceAll(":", "")}\n` +
-    formatKnownServer("127.0.0.1:12000", B);
+    formatKnownServer("127.0.0.1:443", B);
   assert.deepEqual(
     [...parseKnownServers(text)],
     [
-      ["127.0.0.1:12000", { fingerprint: A, line: 3 }],
+      ["127.0.0.1:443", { fingerprint: A, line: 3 }],
       ["chat.example.com:443", { fingerprint: B, line: 8 }],
     ],
   );
@@ -82,10 +82,10 @@ function contract(
     ignore,
     async fn() {
       await using store = await make();
-      assert.equal(await store.lookup("127.0.0.1:12000"), undefined);
-      await store.remember("127.0.0.1:12000", A);
+      assert.equal(await store.lookup("127.0.0.1:443"), undefined);
+      await store.remember("127.0.0.1:443", A);
       await store.remember("Chat.example.com:1", B);
-      assert.equal((await store.lookup("127.0.0.1:12000"))?.fingerprint, A);
+      assert.equal((await store.lookup("127.0.0.1:443"))?.fingerprint, A);
       assert.equal((await store.lookup("chat.example.com:1"))?.fingerprint, B);
       assert.equal(await store.lookup("127.0.0.1:12001"), undefined);
       assert.equal(typeof store.where, "string");

@@ -1,68 +1,16 @@
 /**
- * Reconnecting: the backoff schedule on its own, then whole clients whose in-memory connection
- * to a real (in-memory) server is cut after login, driven by a terminal the test types into.
+ * Reconnecting: whole clients whose in-memory connection to a real (in-memory) server is cut
+ * after login, driven by a terminal the test types into. The schedule is in backoff_test.ts.
  */
 import assert from "node:assert/strict";
 import { runClient } from "../../lib/client/app.ts";
-import { Backoff, GIVE_UP } from "../../lib/client/reconnect.ts";
+import { GIVE_UP } from "../../lib/client/reconnect.ts";
 import type { StatusRender, Terminal } from "../../lib/client/terminal.ts";
 import { FakeClock } from "../../lib/shared/clock.ts";
 import { FrameDecoder } from "../../lib/shared/framing.ts";
 import { type Connection, memoryPair, TransportError } from "../../lib/shared/transport.ts";
 import { ManualClock, settle } from "../../testing/p2p_fixture.ts";
 import { startServer, type TestServer } from "../../testing/server_fixture.ts";
-
-// --- the schedule ---
-
-/** Runs a backoff to its end, moving the clock by each delay plus `attemptMs` for the attempt. */
-function schedule(backoff: Backoff, clock: FakeClock, attemptMs = 0): number[] {
-  const delays: number[] = [];
-  for (let next = backoff.next(); next; next = backoff.next()) {
-    assert.equal(next.attempt, delays.length + 1);
-    delays.push(next.delayMs);
-    clock.advance(next.delayMs + attemptMs);
-  }
-  return delays;
-}
-
-Deno.test("Backoff doubles from 0.5 s up to a cap of 10 s", () => {
-  const clock = new FakeClock(0);
-  const backoff = new Backoff({ giveUpAfterMs: 60_000 }, { clock, random: () => 0 });
-  assert.deepEqual(
-    schedule(backoff, clock),
-    [500, 1000, 2000, 4000, 8000, 10_000, 10_000, 10_000, 10_000, 4500],
-  );
-});
-
-Deno.test("Backoff jitter only shortens a delay, by at most its share", () => {
-  const clock = new FakeClock(0);
-  const draws = [1, 0.5, 0];
-  const backoff = new Backoff(
-    { giveUpAfterMs: 60_000, initialMs: 1000, jitter: 0.2 },
-    { clock, random: () => draws.shift()! },
-  );
-  assert.deepEqual([1, 2, 3].map(() => backoff.next()!.delayMs), [800, 1800, 4000]);
-});
-
-Deno.test("Backoff gives up at its deadline, the last delay cut short to meet it", () => {
-  const clock = new FakeClock(0);
-  const backoff = new Backoff({ giveUpAfterMs: 5000 }, { clock, random: () => 0 });
-  assert.deepEqual(schedule(backoff, clock), [500, 1000, 2000, 1500]);
-  assert.equal(clock.now(), 5000);
-});
-
-Deno.test("Backoff counts the time attempts take against its deadline", () => {
-  const clock = new FakeClock(0);
-  const backoff = new Backoff({ giveUpAfterMs: 10_000 }, { clock, random: () => 0 });
-  // Each attempt takes 3 s (a connection that times out): 0.5+3, 1+3, 2+3 is past 10 s.
-  assert.deepEqual(schedule(backoff, clock, 3000), [500, 1000, 2000]);
-  assert.equal(clock.now(), 12_500);
-});
-
-Deno.test("Backoff with no time to try gives up at once", () => {
-  const backoff = new Backoff({ giveUpAfterMs: 0 }, { clock: new FakeClock(0) });
-  assert.equal(backoff.next(), undefined);
-});
 
 // --- whole clients ---
 
