@@ -37,7 +37,7 @@ Deno.test({
     await ensureBuilt();
     await using dir = await tempDir();
     for (const value of ["0", "6", "abc"]) {
-      await using server = new Program(SERVER_BIN, ["12000", value], { cwd: dir.path });
+      await using server = new Program(SERVER_BIN, ["0", value], { cwd: dir.path });
       assert.equal(await server.exit(), 2);
       assert.match(
         server.stdout + server.stderr,
