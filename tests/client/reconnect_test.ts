@@ -6,7 +6,6 @@ import assert from "node:assert/strict";
 import { runClient } from "../../lib/client/app.ts";
 import { GIVE_UP } from "../../lib/client/reconnect.ts";
 import type { StatusRender, Terminal } from "../../lib/client/terminal.ts";
-import { FakeClock } from "../../lib/shared/clock.ts";
 import { FrameDecoder } from "../../lib/shared/framing.ts";
 import { type Connection, memoryPair, TransportError } from "../../lib/shared/transport.ts";
 import { ManualClock, settle } from "../../testing/p2p_fixture.ts";
