@@ -1,6 +1,6 @@
 /**
- * chat-server: parses the command line, wires the server core to TCP and the files in the
- * current directory, and turns the outcome into an exit status.
+ * chat-server: parses the command line, wires the server core to TCP, toom.db and the files in
+ * its directory (the current one, or --data-dir), and turns the outcome into an exit status.
  */
 import {
   ChatServer,
@@ -14,6 +14,7 @@ import {
   type TlsIdentity,
 } from "./lib/server/mod.ts";
 import { hashCredentialsFile } from "./lib/server/accounts.ts";
+import { DATABASE_FILE, openSqliteStorage, StorageError } from "./lib/server/store/sqlite.ts";
 import { exposureWarning } from "./lib/server/credentials.ts";
 import { defaultMaxConnections } from "./lib/server/limits.ts";
 import { isExit } from "./lib/shared/cli.ts";
@@ -75,6 +76,31 @@ async function warnIfExposed(path: string, text: string, logger: Logger): Promis
   if (warning) logger.warn(warning);
 }
 
+/**
+ * Moves into --data-dir (made if missing, private to its owner), first making the paths given on
+ * the command line absolute so they still mean what the user meant; a message if it cannot.
+ */
+function enterDataDir(
+  args: {
+    dataDir: string | undefined;
+    credentials: string;
+    tlsCert: string | undefined;
+    tlsKey: string | undefined;
+  },
+): string | undefined {
+  const absolute = (path: string) => path.startsWith("/") ? path : `${Deno.cwd()}/${path}`;
+  if (args.credentials !== "credentials.txt") args.credentials = absolute(args.credentials);
+  if (args.tlsCert !== undefined) args.tlsCert = absolute(args.tlsCert);
+  if (args.tlsKey !== undefined) args.tlsKey = absolute(args.tlsKey);
+  try {
+    Deno.mkdirSync(args.dataDir!, { recursive: true, mode: 0o700 });
+    Deno.chdir(args.dataDir!);
+    return undefined;
+  } catch (error) {
+    return `Cannot use --data-dir ${args.dataDir}: ${(error as Error).message}`;
+  }
+}
+
 async function main(): Promise<number> {
   const args = parseServerArgs(Deno.args);
   if (isExit(args)) {
@@ -92,8 +118,15 @@ async function main(): Promise<number> {
     if (Deno.permissions.querySync({ name, path: "." }).state !== "granted") {
       console.error(
         `chat-server needs --allow-${name}: it reads ${args.credentials} and writes ` +
-          "userlog.txt and messagelog.txt in its current directory",
+          `userlog.txt, messagelog.txt and ${DATABASE_FILE} in its directory`,
       );
+      return 1;
+    }
+  }
+  if (args.dataDir !== undefined) {
+    const moved = enterDataDir(args);
+    if (moved !== undefined) {
+      console.error(moved);
       return 1;
     }
   }
@@ -108,6 +141,14 @@ async function main(): Promise<number> {
     logger.warn(`${args.credentials} not found: no accounts until it exists`);
   } else {
     await warnIfExposed(args.credentials, credentials, logger);
+  }
+  let storage;
+  try {
+    storage = openSqliteStorage(DATABASE_FILE, { clock: systemClock, sync: args.sync });
+  } catch (error) {
+    if (!(error instanceof StorageError)) throw error;
+    console.error(error.message);
+    return 1;
   }
   const { maxConnections, freeDescriptors } = args.maxConnections !== undefined
     ? { maxConnections: args.maxConnections, freeDescriptors: undefined }
@@ -128,6 +169,8 @@ async function main(): Promise<number> {
     maxPendingPerIp: args.maxPendingPerIp,
     maxFailuresPerIp: args.maxFailuresPerIp,
     maxRegistrationsPerIp: args.maxRegistrationsPerIp,
+    storage,
+    keepBoard: args.keepBoard,
   });
   const controller = new AbortController();
   for (const signal of ["SIGINT", "SIGTERM"] as const) {
@@ -158,6 +201,7 @@ async function main(): Promise<number> {
         ? `Cannot use the TLS certificate ${files}: ${(error as Error).message}`
         : `Cannot listen on ${args.host}:${args.port}: ${(error as Error).message}`,
     );
+    await storage.close();
     return 1;
   }
   // The port comes first so that whoever started the server on port 0 can read it easily.

@@ -3,16 +3,23 @@
  * on disk in a temporary directory, driven by a load generator in a child process
  * (bench/server_client.ts) that speaks the real protocol through lib/client/server_link.ts.
  *
- *     deno run --allow-net --allow-read --allow-write --allow-run --allow-env bench/server.ts
+ *     deno run --allow-net --allow-read --allow-write --allow-run --allow-env bench/server.ts \
+ *       [--store sqlite|memory] [--keep-board] [--sync full|normal]
  *
- * It measures MSG throughput (1 and 20 clients, each pipelining up to 32 requests), broadcast
- * fan-out (20 online, one broadcasts), RDM of a 10,000-message board and login throughput with
- * clear-text passwords, and prints one table. The rate limit is lifted so that the server, not the
+ * The server keeps its lasting state as chat-server does: in toom.db in the temporary directory
+ * (`--store memory`: nowhere, as before the durable store; `--keep-board` and `--sync` as
+ * chat-server's options). It measures MSG throughput (1 and 20 clients, each pipelining up to 32
+ * requests), broadcast fan-out (20 online, one broadcasts), direct messages to online users (10
+ * senders) and to offline users (20 senders; each reply comes after the message is committed),
+ * RDM of a 10,000-message board and login throughput with clear-text passwords, and prints one
+ * table. It runs against older trees too (copy bench/server*.ts into one), so before and after
+ * can be compared. The rate limit is lifted so that the server, not the
  * limiter, is measured. Server and client CPU time (process.cpuUsage, each process its own) are
  * read at the edges of every timed phase. Bounded by counts; stops by itself (120 s failsafe for
  * the whole run); only talks to 127.0.0.1; removes its temporary directory. No timing is asserted.
  */
 
+import { parseArgs } from "node:util";
 import { readLines } from "../lib/shared/lines.ts";
 import process from "node:process";
 import { systemClock } from "../lib/shared/clock.ts";
@@ -21,7 +28,7 @@ import { ChatServer, DiskFiles, serveTcp } from "../lib/server/mod.ts";
 import type { PhaseResult } from "./server_client.ts";
 
 const FAILSAFE_MS = 120_000;
-const ACCOUNTS = 50;
+const ACCOUNTS = 120;
 const PASSWORD_PREFIX = "pw";
 const CLIENT_SCRIPT = new URL("./server_client.ts", import.meta.url).pathname;
 
@@ -36,8 +43,15 @@ const CONFIG = {
   rdmRuns: 100,
   logins: 4_000,
   workers: 20,
+  dmSenders: 10,
+  dmEach: 2_000,
+  // 20 senders × 5 to each of 100 offline users: within every mailbox limit (100 per
+  // recipient, 20 per sender).
+  offlineSenders: 20,
+  offlineRecipients: 100,
+  offlineEach: 5,
 };
-const PHASES = ["msg1", "msgN", "broadcast", "rdm", "login"];
+const PHASES = ["msg1", "msgN", "broadcast", "dm", "offline", "rdm", "login"];
 
 /** User + system CPU seconds this process has used (every thread, as getrusage counts). */
 function cpuSeconds(): number {
@@ -59,25 +73,75 @@ class WarningLogger implements Logger {
   }
 }
 
-/** Empties the board and posts `count` messages straight into it (not over the network). */
+/** The board, wherever the tree being measured keeps it (older trees: state.board). */
+type Board = {
+  reset(): Promise<void>;
+  post(author: string, text: string): Promise<unknown>;
+  size: number;
+};
+
+/**
+ * Empties the board (unless it is kept: then it holds what the MSG phases posted) and posts
+ * `count` messages straight into it (not over the network).
+ */
 async function seedBoard(server: ChatServer, count: number): Promise<number> {
-  await server.state.board.reset();
+  const state = server.state as unknown as { store?: { board: Board }; board?: Board };
+  const board = (state.store?.board ?? state.board)!;
+  await board.reset();
   const posts: Promise<unknown>[] = [];
   for (let i = 1; i <= count; i++) {
-    posts.push(server.state.board.post(`user${i % ACCOUNTS}`, `seeded board message number ${i}`));
+    posts.push(board.post(`user${i % ACCOUNTS}`, `seeded board message number ${i}`));
   }
   await Promise.all(posts);
-  return server.state.board.size;
+  return board.size;
+}
+
+interface BenchOptions {
+  store: "sqlite" | "memory";
+  keepBoard: boolean;
+  sync: "full" | "normal";
+}
+
+function parseOptions(args: string[]): BenchOptions {
+  const { values } = parseArgs({
+    args,
+    options: {
+      store: { type: "string", default: "sqlite" },
+      "keep-board": { type: "boolean", default: false },
+      sync: { type: "string", default: "full" },
+    },
+  });
+  if (values.store !== "sqlite" && values.store !== "memory") {
+    throw new Error(`--store sqlite|memory, not ${values.store}`);
+  }
+  if (values.sync !== "full" && values.sync !== "normal") {
+    throw new Error(`--sync full|normal, not ${values.sync}`);
+  }
+  return { store: values.store, keepBoard: values["keep-board"], sync: values.sync };
+}
+
+/** The storage chat-server would use, in `dir`; undefined for memory (or a tree without one). */
+async function openStorage(dir: string, options: BenchOptions): Promise<unknown> {
+  if (options.store === "memory") return undefined;
+  const sqlite = await import("../lib/server/store/sqlite.ts").catch(() => undefined);
+  if (!sqlite) throw new Error("this tree has no lib/server/store/sqlite.ts: use --store memory");
+  return sqlite.openSqliteStorage(`${dir}/${sqlite.DATABASE_FILE}`, {
+    clock: systemClock,
+    sync: options.sync,
+  });
 }
 
 function fmt(value: number | undefined, digits: number): string {
   return value === undefined ? "n/a" : value.toFixed(digits);
 }
 
-function printTable(rows: Row[], cpus: number): void {
+function printTable(rows: Row[], cpus: number, options: BenchOptions): void {
+  const store = options.store === "memory"
+    ? "state in memory"
+    : `toom.db, --sync ${options.sync}${options.keepBoard ? ", --keep-board" : ""}`;
   console.log(
-    `TOOM server benchmark: server in this process (DiskFiles in a temp dir), load generator ` +
-      `in a child process, ${cpus} CPU${cpus === 1 ? "" : "s"}, 127.0.0.1`,
+    `TOOM server benchmark: server in this process (DiskFiles in a temp dir; ${store}), load ` +
+      `generator in a child process, ${cpus} CPU${cpus === 1 ? "" : "s"}, 127.0.0.1`,
   );
   const header = `  ${"phase".padEnd(44)} ${"count".padStart(6)} ${"time".padStart(7)}  ${
     "rate".padStart(20)
@@ -110,6 +174,7 @@ function printTable(rows: Row[], cpus: number): void {
 }
 
 async function main(): Promise<number> {
+  const options = parseOptions(Deno.args);
   const dir = await Deno.makeTempDir({ prefix: "toom_server_bench_" });
   let child: Deno.ChildProcess | undefined;
   const failsafe = setTimeout(() => {
@@ -135,6 +200,7 @@ async function main(): Promise<number> {
       (_, i) => `user${i} ${PASSWORD_PREFIX}${i}\n`,
     ).join("");
     await Deno.writeTextFile(`${dir}/credentials.txt`, credentials);
+    const storage = await openStorage(dir, options);
     const server = new ChatServer({
       maxFailures: 5,
       blockDurationMs: 10_000,
@@ -149,6 +215,7 @@ async function main(): Promise<number> {
       logger,
       commandBurst: 1e9,
       commandsPerSecond: 1e9,
+      ...(storage ? { storage: storage as never, keepBoard: options.keepBoard } : {}),
     });
     listening = await serveTcp(server, {
       hostname: "127.0.0.1",
@@ -219,7 +286,7 @@ async function main(): Promise<number> {
       console.error(`Load generator failed (exit ${status.code})`);
       return 1;
     }
-    printTable(rows, navigator.hardwareConcurrency);
+    printTable(rows, navigator.hardwareConcurrency, options);
     if (logger.warnings.length > 0) {
       console.log(`  Server warnings (first ${logger.warnings.length}):`);
       for (const warning of logger.warnings) console.log(`    ${warning}`);

@@ -213,9 +213,10 @@ async function broadcastPhase(phase: string, online: number, count: number): Pro
   await Promise.all(clients.map(logout));
 }
 
-async function rdmPhase(phase: string, boardSize: number, runs: number): Promise<void> {
-  const seeded = await control({ op: "seed", count: boardSize });
-  if (seeded.size !== boardSize) throw new Error(`Board has ${seeded.size} messages`);
+async function rdmPhase(phase: string, seed: number, runs: number): Promise<void> {
+  // A kept board (--keep-board) still holds the MSG phases' posts: it is read as it is.
+  const { size: boardSize } = await control({ op: "seed", count: seed }) as { size: number };
+  if (boardSize < seed) throw new Error(`Board has ${boardSize} messages`);
   const client = await login(0);
   const line = "RDM 01 Jan 2000 00:00:00";
   // Two untimed reads first, so both sides run warm code.
@@ -244,6 +245,81 @@ async function rdmPhase(phase: string, boardSize: number, runs: number): Promise
     };
   });
   await logout(client);
+}
+
+/**
+ * Direct messages to online users: `senders` clients each send `perSender` to a recipient of
+ * their own among `senders` more (user i → user i + senders); the phase ends when every
+ * message has arrived.
+ */
+async function dmPhase(phase: string, senders: number, perSender: number): Promise<void> {
+  const clients = await Promise.all(Array.from({ length: 2 * senders }, (_, i) => login(i)));
+  const allDelivered = Promise.withResolvers<void>();
+  let waiting = senders * perSender;
+  for (const recipient of clients.slice(senders)) {
+    recipient.onEvent = (event) => {
+      if (event.kind === "message" && --waiting === 0) allDelivered.resolve();
+    };
+  }
+  const latencies: number[] = [];
+  await timed(phase, async () => {
+    await Promise.all(
+      clients.slice(0, senders).map((client, i) =>
+        pipelined(
+          client,
+          perSender,
+          WINDOW,
+          (n) => `message ${userName(i + senders)} direct message ${n}`,
+          latencies,
+        )
+      ),
+    );
+    await allDelivered.promise;
+    return {
+      label: `message (online), ${senders} senders × ${perSender}`,
+      count: senders * perSender,
+      unit: "msg/s",
+      ...percentiles(latencies),
+      note: `latency = sender's reply; window ${WINDOW}/client`,
+    };
+  });
+  await Promise.all(clients.map(logout));
+}
+
+/**
+ * Direct messages to offline users, each kept until its recipient logs in: `senders` clients
+ * each send `each` to every one of `recipients` offline accounts (the last ones); afterwards
+ * (untimed) every recipient logs in once to take them, so later phases start with empty mailboxes.
+ */
+async function offlinePhase(
+  phase: string,
+  senders: number,
+  recipients: number,
+  each: number,
+): Promise<void> {
+  const clients = await Promise.all(Array.from({ length: senders }, (_, i) => login(i)));
+  const first = ACCOUNTS - recipients;
+  const latencies: number[] = [];
+  await timed(phase, async () => {
+    await Promise.all(clients.map((client) =>
+      pipelined(
+        client,
+        recipients * each,
+        WINDOW,
+        (n) => `message ${userName(first + (n % recipients))} kept for later ${n}`,
+        latencies,
+      )
+    ));
+    return {
+      label: `message (offline, kept), ${senders} senders × ${recipients * each}`,
+      count: senders * recipients * each,
+      unit: "msg/s",
+      ...percentiles(latencies),
+      note: `latency = sender's reply (after the commit); window ${WINDOW}/client`,
+    };
+  });
+  await Promise.all(clients.map(logout));
+  for (let i = first; i < ACCOUNTS; i++) await logout(await login(i));
 }
 
 async function loginPhase(phase: string, workers: number, total: number): Promise<void> {
@@ -280,13 +356,29 @@ async function main(): Promise<void> {
     console.error(`server_client: no finish within ${FAILSAFE_MS / 1000} s; giving up`);
     Deno.exit(1);
   }, FAILSAFE_MS);
-  const { msgSingle, msgMany, msgClients, online, broadcasts, board, rdmRuns, logins, workers } =
-    await control({ op: "config" }) as Record<string, number>;
+  const {
+    msgSingle,
+    msgMany,
+    msgClients,
+    online,
+    broadcasts,
+    board,
+    rdmRuns,
+    logins,
+    workers,
+    dmSenders,
+    dmEach,
+    offlineSenders,
+    offlineRecipients,
+    offlineEach,
+  } = await control({ op: "config" }) as Record<string, number>;
   // Untimed warm-up: both processes compile their hot paths before anything is measured.
   await msgPhase("warmup", 4, 500);
   await msgPhase("msg1", 1, msgSingle!);
   await msgPhase("msgN", msgClients!, msgMany!);
   await broadcastPhase("broadcast", online!, broadcasts!);
+  await dmPhase("dm", dmSenders!, dmEach!);
+  await offlinePhase("offline", offlineSenders!, offlineRecipients!, offlineEach!);
   await rdmPhase("rdm", board!, rdmRuns!);
   await loginPhase("login", workers!, logins!);
   clearTimeout(failsafe);

@@ -1,6 +1,9 @@
 /**
  * Accounts, read from credentials.txt at every login so edits take effect at once, and
- * written (registration, password change) hashed and atomically, one change at a time.
+ * written (registration, password change) hashed and atomically, one change at a time. A change
+ * is written down in the store's journal first and the file after, so a server killed in between
+ * finishes the file at its next start (`recover`): credentials.txt stays the one place accounts
+ * are defined and edited by hand, and nothing the server acknowledged is lost.
  */
 import {
   type Account,
@@ -18,6 +21,7 @@ import { CommandError } from "../shared/errors.ts";
 import type { TextFiles } from "./files.ts";
 import { HashPool } from "./hash_pool.ts";
 import type { Logger } from "../shared/logger.ts";
+import { type Journal, memoryJournal } from "./store/journal.ts";
 
 /** Permission bits of a credentials file the server creates: only its owner may read it. */
 export const CREDENTIALS_MODE = 0o600;
@@ -37,6 +41,8 @@ export interface AccountStoreOptions {
   hashCost?: HashCost;
   /** Where hashing runs; a full pool refuses with ServerBusyError. */
   pool?: HashPool;
+  /** Where a change is written down before the file is (default: nowhere). */
+  journal?: Journal;
 }
 
 /** The account store over one credentials file. */
@@ -48,11 +54,28 @@ export class AccountStore {
   #lastStamp: string | undefined;
   #accounts: Map<string, Account> | undefined;
   #writes: Promise<unknown> = Promise.resolve();
+  readonly #journal: Journal;
 
   constructor(readonly files: TextFiles, readonly path: string, options: AccountStoreOptions) {
     this.logger = options.logger;
     this.hashCost = options.hashCost ?? DEFAULT_HASH_COST;
     this.pool = options.pool ?? new HashPool();
+    this.#journal = options.journal ?? memoryJournal;
+  }
+
+  /**
+   * Finishes account changes a previous run wrote down but may not have written to the file (it
+   * was killed in between): the file gets them now, in one write. Resolves to how many.
+   */
+  recover(pending: Array<{ user: string; secret: string }>): Promise<number> {
+    if (pending.length === 0) return Promise.resolve(0);
+    return this.#exclusive(async () => {
+      let text = (await this.files.read(this.path)) ?? "";
+      for (const { user, secret } of pending) text = setSecret(text, user, secret);
+      await this.files.replace(this.path, text, { newFileMode: CREDENTIALS_MODE, durable: true });
+      for (const { user } of pending) this.#journal.note({ t: "account-done", user });
+      return pending.length;
+    });
   }
 
   async #load(): Promise<Map<string, Account>> {
@@ -114,14 +137,27 @@ export class AccountStore {
   }
 
   async #write(username: string, secret: string): Promise<void> {
+    const user = normaliseName(username);
+    const failed = (error: unknown) => {
+      this.logger.warn(`Could not write ${this.path}: ${String(error)}`);
+      return new CommandError(`The server could not save the account; try again later`);
+    };
+    try {
+      await this.#journal.record({ t: "account", user, secret });
+    } catch (error) {
+      throw failed(error);
+    }
     try {
       const text = (await this.files.read(this.path)) ?? "";
-      await this.files.replace(this.path, setSecret(text, normaliseName(username), secret), {
+      await this.files.replace(this.path, setSecret(text, user, secret), {
         newFileMode: CREDENTIALS_MODE,
+        durable: true,
       });
     } catch (error) {
-      this.logger.warn(`Could not write ${this.path}: ${String(error)}`);
-      throw new CommandError(`The server could not save the account; try again later`);
+      throw failed(error);
+    } finally {
+      // Written, or given up (the user was told it failed): the file speaks for the account.
+      this.#journal.note({ t: "account-done", user });
     }
   }
 

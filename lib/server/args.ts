@@ -31,6 +31,12 @@ export interface ServerArgs {
   tlsKey: string | undefined;
   /** Speak the plain protocol, without TLS. */
   noTls: boolean;
+  /** The directory of toom.db and the server's other files; undefined = the current one. */
+  dataDir: string | undefined;
+  /** The board survives restarts. */
+  keepBoard: boolean;
+  /** How much a commit of toom.db waits for the disk. */
+  sync: "full" | "normal";
 }
 
 /** `chat-server --hash-credentials`: rewrite the clear-text passwords as hashes, then exit. */
@@ -44,12 +50,14 @@ export const SERVER_USAGE =
   "[--block-duration S] [--timeout S] [--credentials FILE] [--allow-register] " +
   "[--max-connections N] [--max-pending-per-ip N] [--max-failures-per-ip N] " +
   "[--max-registrations-per-ip N] " +
-  "[--duplicate-login deny|replace] [--quiet] [--tls-cert FILE --tls-key FILE | --no-tls]";
+  "[--duplicate-login deny|replace] [--quiet] [--tls-cert FILE --tls-key FILE | --no-tls] " +
+  "[--data-dir DIR] [--keep-board] [--sync full|normal]";
 
 const SERVER_HELP = `${SERVER_USAGE}
 
-The TOOM chat server. It reads credentials.txt and writes userlog.txt and messagelog.txt in
-its current directory.
+The TOOM chat server. It reads credentials.txt, writes userlog.txt and messagelog.txt, and
+keeps what must survive a restart (offline messages, blocks, last-seen times, lockouts) in
+toom.db, all in its current directory or --data-dir.
 
 Arguments:
   server_port                             TCP port to listen on (0 = any free port)
@@ -83,10 +91,19 @@ Options:
                                ./toom-key.pem (made at the first start)
   --no-tls                     speak the plain protocol: passwords and peer-to-peer keys
                                cross the network in the clear (clients need --no-tls too)
+  --data-dir DIR               keep toom.db, the logs, the certificate and (unless
+                               --credentials says otherwise) credentials.txt in DIR, made
+                               if missing [the current directory]
+  --keep-board                 the board survives restarts: messagelog.txt is written from
+                               toom.db at start instead of starting empty
+  --sync full|normal           full: a change is on the disk before it is acknowledged
+                               (survives a power loss); normal: the system has it (survives
+                               the server being killed, not a power loss) [full]
   --help, --version
 
-Exit status: 0 after a clean stop (Ctrl+C), 1 if the port cannot be bound or the TLS
-certificate cannot be read, made or used, 2 for bad arguments.`;
+Exit status: 0 after a clean stop (Ctrl+C), 1 if the port cannot be bound, the TLS
+certificate cannot be read, made or used, or toom.db cannot be used (damaged, not TOOM's,
+from a newer server, or not writable), 2 for bad arguments.`;
 
 /** The usage of the second form, which rewrites the credentials file and exits. */
 export const HASH_CREDENTIALS_USAGE = "Usage: chat-server --hash-credentials [--credentials FILE]";
@@ -122,6 +139,9 @@ export function parseServerArgs(argv: string[]): ServerArgs | HashCredentialsArg
         "tls-cert": { type: "string" },
         "tls-key": { type: "string" },
         "no-tls": { type: "boolean" },
+        "data-dir": { type: "string" },
+        "keep-board": { type: "boolean" },
+        sync: { type: "string" },
         help: { type: "boolean", short: "h" },
         version: { type: "boolean" },
       },
@@ -174,6 +194,11 @@ export function parseServerArgs(argv: string[]): ServerArgs | HashCredentialsArg
       );
     }
   }
+  const sync = values.sync ?? "full";
+  if (sync !== "full" && sync !== "normal") {
+    return usageExit(SERVER_USAGE, `Invalid --sync: ${sync} (full or normal)`);
+  }
+  if (values["data-dir"] === "") return usageExit(SERVER_USAGE, "--data-dir needs a directory");
   const tlsCert = values["tls-cert"];
   const tlsKey = values["tls-key"];
   if ((tlsCert === undefined) !== (tlsKey === undefined)) {
@@ -199,6 +224,9 @@ export function parseServerArgs(argv: string[]): ServerArgs | HashCredentialsArg
     tlsCert,
     tlsKey,
     noTls: values["no-tls"] ?? false,
+    dataDir: values["data-dir"],
+    keepBoard: values["keep-board"] ?? false,
+    sync,
   };
 }
 

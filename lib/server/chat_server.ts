@@ -7,7 +7,6 @@
  */
 import type { Clock } from "../shared/clock.ts";
 import { parseArgs, readCommandLine } from "../shared/commands.ts";
-import { CommandError, UsageError } from "../shared/errors.ts";
 import { encodeFrameText, FrameDecoder, FrameError, ReadBuffer } from "../shared/framing.ts";
 import {
   type ClientFrame,
@@ -29,6 +28,7 @@ import {
   type Answer,
   type Delivery,
   EventEncoder,
+  failure,
   type Notify,
   Outbox,
   refusal,
@@ -145,9 +145,12 @@ export class ChatServer {
     return this.config.clock;
   }
 
-  /** Empties both logs (the conference starts empty) and reports credential problems. */
+  /**
+   * Writes the logs as a start has them (userlog.txt empty; messagelog.txt empty, or the kept
+   * board), finishes account changes a killed run left, and reports credential problems.
+   */
   async start(): Promise<void> {
-    await Promise.all([this.state.board.reset(), this.state.userLog.reset()]);
+    await this.state.store.start();
     await this.login.accounts.find("");
   }
 
@@ -276,8 +279,11 @@ export class ChatServer {
     }
   }
 
+  /** Answers a frame, after the replies still held back for a commit. */
   #respond(session: Session, id: number, answer: Answer): void {
-    session.send({ t: "reply", id, ...answer });
+    const send = () => session.send({ t: "reply", id, ...answer });
+    if (session.holding) void session.inTurn(send);
+    else send();
   }
 
   /** Answers a frame, then delivers the events its work queued. */
@@ -339,6 +345,7 @@ export class ChatServer {
       return this.#respond(session, id, refusal("invalid-command", "Error. Invalid command!"));
     }
     const outbox = new Outbox();
+    const commits: Promise<unknown>[] = [];
     const context: CommandContext = {
       state: this.state,
       session,
@@ -346,31 +353,36 @@ export class ChatServer {
       now: this.clock.now(),
       notify: outbox.notify,
       ...(frame.ref !== undefined ? { ref: frame.ref } : {}),
+      afterCommit: (change) => {
+        commits.push(change);
+        // Its failure becomes the reply; nothing is left unhandled meanwhile.
+        change.catch(() => {});
+      },
     };
+    const failed = (error: unknown) => failure(spec.name, session.user, error, this.config.logger);
     let result: HandlerResult;
     try {
       result = await handler(context, parseArgs(spec, rest));
     } catch (error) {
-      if (error instanceof UsageError) {
-        return this.#respond(session, id, refusal("usage", error.message));
-      }
-      if (error instanceof CommandError) {
-        return this.#respond(session, id, refusal("failed", error.message));
-      }
-      this.config.logger.warn(
-        `Command "${spec.name}" from ${session.user} failed: ${String(error)}`,
-      );
-      return this.#respond(
-        session,
-        id,
-        refusal("failed", `Error. ${spec.name} failed on the server.`),
-      );
+      return this.#respond(session, id, failed(error));
     }
     const { lines, data } = Array.isArray(result) ? { lines: result, data: undefined } : result;
-    await replyInParts(session, id, lines, data);
-    this.#deliver(outbox.take());
-    // A handler that logged the user out (OUT) leaves the connection to close after the reply.
-    if (session.loggedOut) session.end();
+    const reply = async () => {
+      await replyInParts(session, id, lines, data);
+      this.#deliver(outbox.take());
+      // A handler that logged the user out (OUT) leaves the connection to close after the reply.
+      if (session.loggedOut) session.end();
+    };
+    if (commits.length === 0 && !session.holding) return reply();
+    // The reply waits for its changes to be committed; the session reads on meanwhile.
+    void session.inTurn(async () => {
+      try {
+        await Promise.all(commits);
+      } catch (error) {
+        return session.send({ t: "reply", id, ...failed(error) });
+      }
+      await reply();
+    });
   }
 
   /**
@@ -428,5 +440,6 @@ export class ChatServer {
     for (const session of this.#sessions) session.close();
     await Promise.all([...this.#running]);
     this.login.accounts.pool.close();
+    await this.state.store.close();
   }
 }

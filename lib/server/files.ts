@@ -25,6 +25,11 @@ export interface TextFiles {
 export interface ReplaceOptions {
   /** Permission bits for a new file (e.g. 0o600 for credentials); otherwise the default. */
   newFileMode?: number;
+  /**
+   * The new text is on the disk before `replace` resolves (synced, and the directory entry too),
+   * so it survives a power loss, not just a crash of the process.
+   */
+  durable?: boolean;
 }
 
 /**
@@ -66,11 +71,31 @@ export class DiskFiles implements TextFiles {
         await Deno.writeTextFile(temp, text, { mode: 0o600 });
         await Deno.chmod(temp, mode);
       }
+      if (options.durable) await syncFile(temp);
       await Deno.rename(temp, path);
+      if (options.durable) await syncDirectoryOf(path);
     } catch (error) {
       await Deno.remove(temp).catch(() => {});
       throw error;
     }
+  }
+}
+
+/** Flushes a file's contents to the disk. */
+async function syncFile(path: string): Promise<void> {
+  using file = await Deno.open(path, { read: true, write: true });
+  await file.sync();
+}
+
+/** Flushes a directory's entries (a rename into it) to the disk, where the system allows it. */
+async function syncDirectoryOf(path: string): Promise<void> {
+  const slash = path.lastIndexOf("/");
+  const directory = slash < 0 ? "." : slash === 0 ? "/" : path.slice(0, slash);
+  try {
+    using handle = await Deno.open(directory, { read: true });
+    await handle.sync();
+  } catch {
+    // Some systems cannot open or sync a directory; the rename is still atomic.
   }
 }
 

@@ -1,8 +1,10 @@
 /**
  * Consecutive failed logins per username, counted across every connection and address, and
- * the lockout that the N-th failure starts.
+ * the lockout that the N-th failure starts. Counts and lockouts are written down (the store's
+ * journal), so restarting the server neither clears a lockout nor forgives failures.
  */
 import type { Clock } from "../shared/clock.ts";
+import { type Journal, type LockoutRecord, memoryJournal } from "./store/journal.ts";
 
 /** What a failed attempt led to. */
 export type FailureOutcome = "try-again" | "locked";
@@ -11,12 +13,21 @@ export type FailureOutcome = "try-again" | "locked";
 export class LoginGuard {
   readonly #failures = new Map<string, number>();
   readonly #lockedUntil = new Map<string, number>();
+  readonly #journal: Journal;
 
+  /** `lockouts` are those in force when the server started. */
   constructor(
     readonly maxFailures: number,
     readonly blockDurationMs: number,
     readonly clock: Clock,
-  ) {}
+    options: { journal?: Journal; lockouts?: LockoutRecord[] } = {},
+  ) {
+    this.#journal = options.journal ?? memoryJournal;
+    for (const { user, failures, until } of options.lockouts ?? []) {
+      if (failures > 0) this.#failures.set(user, failures);
+      if (until > 0) this.#lockedUntil.set(user, until);
+    }
+  }
 
   /** Whether logins for `username` are refused right now. */
   isLocked(username: string): boolean {
@@ -27,20 +38,34 @@ export class LoginGuard {
     return false;
   }
 
-  /** Counts a wrong password; the N-th in a row locks the account and resets the count. */
-  recordFailure(username: string): FailureOutcome {
+  /**
+   * Counts a wrong password; the N-th in a row locks the account and resets the count. Resolves
+   * once that is written down (if it cannot be, the count still holds while the server runs).
+   */
+  async recordFailure(username: string): Promise<FailureOutcome> {
     const failures = (this.#failures.get(username) ?? 0) + 1;
+    let outcome: FailureOutcome;
     if (failures < this.maxFailures) {
       this.#failures.set(username, failures);
-      return "try-again";
+      outcome = "try-again";
+    } else {
+      this.#failures.delete(username);
+      this.#lockedUntil.set(username, this.clock.now() + this.blockDurationMs);
+      outcome = "locked";
     }
-    this.#failures.delete(username);
-    this.#lockedUntil.set(username, this.clock.now() + this.blockDurationMs);
-    return "locked";
+    await this.#save(username);
+    return outcome;
   }
 
   /** A successful login resets the count. */
-  recordSuccess(username: string): void {
-    this.#failures.delete(username);
+  async recordSuccess(username: string): Promise<void> {
+    if (!this.#failures.delete(username)) return;
+    await this.#save(username);
+  }
+
+  #save(user: string): Promise<void> {
+    const failures = this.#failures.get(user) ?? 0;
+    const until = this.#lockedUntil.get(user) ?? 0;
+    return this.#journal.record({ t: "lockout", user, failures, until }).catch(() => {});
   }
 }

@@ -9,6 +9,7 @@ import { type AccountStore, WrongPasswordError } from "./accounts.ts";
 import { passwordProblem, usernameProblem } from "./credentials.ts";
 import { ServerBusyError } from "./hash_pool.ts";
 import type { LoginGuard } from "./lockout.ts";
+import type { Store } from "./store/store.ts";
 import { lookAlikeProblem } from "./names.ts";
 import { type Answer, refusal } from "./replies.ts";
 import type { Session } from "./session.ts";
@@ -40,14 +41,19 @@ export const TOO_MANY_FAILURES =
 export const TOO_MANY_REGISTRATIONS =
   "Too many new accounts from your address. Please try again later";
 
-/** Logs sessions in. */
+/** Logs sessions in, with the accounts and lockouts of the store. */
 export class Login {
+  readonly accounts: AccountStore;
+  readonly guard: LoginGuard;
+
   constructor(
-    readonly accounts: AccountStore,
-    readonly guard: LoginGuard,
+    store: Pick<Store, "accounts" | "guard">,
     readonly logger: Logger,
     readonly options: LoginOptions,
-  ) {}
+  ) {
+    this.accounts = store.accounts;
+    this.guard = store.guard;
+  }
 
   /** `user`: an existing account asks for its password; an unknown one may register. */
   async user(session: Session, rawName: string): Promise<Answer> {
@@ -125,7 +131,7 @@ export class Login {
     // The lockout may have started while the password was being checked.
     if (this.guard.isLocked(user)) return answer(refusal("blocked", BLOCKED), true);
     if (!good) {
-      if (this.guard.recordFailure(user) === "locked") {
+      if (await this.guard.recordFailure(user) === "locked") {
         this.logger.info(`${user} blocked after ${this.guard.maxFailures} failed login(s)`);
         return answer(
           refusal(
@@ -137,7 +143,7 @@ export class Login {
       }
       return answer(refusal("bad-password", "Invalid Password. Please try again"));
     }
-    this.guard.recordSuccess(user);
+    await this.guard.recordSuccess(user);
     return "admit";
   }
 
@@ -160,7 +166,7 @@ export class Login {
     } catch (error) {
       if (error instanceof WrongPasswordError) {
         if (session.ending) return answer(refusal("failed", "Connection closed."), true);
-        if (this.guard.recordFailure(user) === "locked") {
+        if (await this.guard.recordFailure(user) === "locked") {
           this.logger.info(`${user} blocked after ${this.guard.maxFailures} failed login(s)`);
           return answer(
             refusal(
@@ -179,7 +185,7 @@ export class Login {
       return answer(refusal("failed", error.message));
     }
     this.options.failures?.refund(from);
-    this.guard.recordSuccess(user);
+    await this.guard.recordSuccess(user);
     this.logger.info(`${user} changed their password`);
     return answer({ ok: true, lines: ["Password changed."] });
   }

@@ -1,24 +1,55 @@
 /**
  * Who has blocked whom, and the one rule every command asks: may `actor` reach `target`?
- * Blocks are one-way and last while the server runs.
+ * Blocks are one-way; each is written down (the store's journal) before the blocker is told.
  */
+import { type Journal, memoryJournal } from "./store/journal.ts";
 
 /** Block lists, keyed by the blocker. */
 export class Relations {
   readonly #blocked = new Map<string, Set<string>>();
+  readonly #journal: Journal;
 
-  /** `blocker` blocks `other`; false if it already had. */
-  block(blocker: string, other: string): boolean {
-    const set = this.#blocked.get(blocker) ?? new Set<string>();
-    this.#blocked.set(blocker, set);
+  /** `blocks` are those in force when the server started. */
+  constructor(
+    options: { journal?: Journal; blocks?: Array<{ by: string; other: string }> } = {},
+  ) {
+    this.#journal = options.journal ?? memoryJournal;
+    for (const { by, other } of options.blocks ?? []) this.#set(by).add(other);
+  }
+
+  #set(blocker: string): Set<string> {
+    let set = this.#blocked.get(blocker);
+    if (!set) this.#blocked.set(blocker, set = new Set());
+    return set;
+  }
+
+  /**
+   * `blocker` blocks `other`; resolves to false if it already had, once the block is written down.
+   * A block that could not be written down is undone and the error passed on.
+   */
+  async block(blocker: string, other: string): Promise<boolean> {
+    const set = this.#set(blocker);
     if (set.has(other)) return false;
     set.add(other);
+    try {
+      await this.#journal.record({ t: "block", by: blocker, other });
+    } catch (error) {
+      set.delete(other);
+      throw error;
+    }
     return true;
   }
 
-  /** `blocker` unblocks `other`; false if it had not blocked them. */
-  unblock(blocker: string, other: string): boolean {
-    return this.#blocked.get(blocker)?.delete(other) ?? false;
+  /** `blocker` unblocks `other`; resolves to false if it had not blocked them. */
+  async unblock(blocker: string, other: string): Promise<boolean> {
+    if (!this.#blocked.get(blocker)?.delete(other)) return false;
+    try {
+      await this.#journal.record({ t: "unblock", by: blocker, other });
+    } catch (error) {
+      this.#set(blocker).add(other);
+      throw error;
+    }
+    return true;
   }
 
   /** Whether `blocker` has blocked `other`. */

@@ -4,7 +4,9 @@
  * decides when events travel (after the reply that caused them, or at once for what happens
  * outside any command).
  */
+import { CommandError, UsageError } from "../shared/errors.ts";
 import { encodeFrameText } from "../shared/framing.ts";
+import type { Logger } from "../shared/logger.ts";
 import {
   encodeFrame,
   type ReplyCode,
@@ -27,6 +29,17 @@ export interface Answer {
 /** A failed answer with its code. */
 export function refusal(code: ReplyCode, line: string): Answer {
   return { ok: false, lines: [line], code };
+}
+
+/**
+ * The answer to command `command` of `user` that failed with `error`: its message when it is one
+ * for the user (a usage or command error), otherwise a generic one, with the error logged.
+ */
+export function failure(command: string, user: string, error: unknown, logger: Logger): Answer {
+  if (error instanceof UsageError) return refusal("usage", error.message);
+  if (error instanceof CommandError) return refusal("failed", error.message);
+  logger.warn(`Command "${command}" from ${user} failed: ${String(error)}`);
+  return refusal("failed", `Error. ${command} failed on the server.`);
 }
 
 /** Asks for an event to reach an online user (nothing happens if they are not online). */

@@ -3,16 +3,15 @@
  * however it happens, presence notices, and when each user was last seen. It also answers whether
  * another user exists, the check every command about another user starts with.
  */
+import { setImmediate } from "node:timers";
 import type { Clock } from "../shared/clock.ts";
 import { CommandError } from "../shared/errors.ts";
 import type { Logger } from "../shared/logger.ts";
 import type { Presence, ServerEvent } from "../shared/protocol.ts";
-import type { AccountStore } from "./accounts.ts";
-import type { Mailbox } from "./mailbox.ts";
-import type { Relations } from "./relations.ts";
+import type { StoredMessage } from "./mailbox.ts";
 import { type Answer, type Notify, refusal } from "./replies.ts";
 import type { Session } from "./session.ts";
-import type { UserLog } from "./user_log.ts";
+import type { Store } from "./store/store.ts";
 
 /** Reasons a logged-in session ends. */
 export type EndReason = "out" | "lost" | "timeout" | "replaced" | "shutdown";
@@ -27,10 +26,7 @@ const HOW: Record<EndReason, string> = {
 
 /** What the roster works with. */
 export interface RosterOptions {
-  accounts: AccountStore;
-  userLog: UserLog;
-  relations: Relations;
-  mailbox: Mailbox;
+  store: Pick<Store, "accounts" | "userLog" | "relations" | "mailbox" | "lastSeen">;
   clock: Clock;
   logger: Logger;
   /** A second login of an online user is refused, or replaces the first session. */
@@ -42,7 +38,6 @@ export interface RosterOptions {
 /** The online users and their sessions. */
 export class Roster {
   readonly #online = new Map<string, Session>();
-  readonly #lastSeen = new Map<string, number>();
   readonly #options: RosterOptions;
 
   constructor(options: RosterOptions) {
@@ -56,7 +51,7 @@ export class Roster {
 
   /** When each user who has left last left, for `whoelsesince`. */
   get lastSeen(): ReadonlyMap<string, number> {
-    return this.#lastSeen;
+    return this.#options.store.lastSeen.times;
   }
 
   /** The session of an online user. */
@@ -67,7 +62,7 @@ export class Roster {
   /** Fails unless `other` is an existing account other than `user`. */
   async requireOther(user: string, other: string, action: string): Promise<void> {
     if (other === user) throw new CommandError(`You cannot ${action} yourself.`);
-    if (!this.#online.has(other) && !await this.#options.accounts.find(other)) {
+    if (!this.#online.has(other) && !await this.#options.store.accounts.find(other)) {
       throw new CommandError(`User ${other} does not exist.`);
     }
   }
@@ -78,7 +73,8 @@ export class Roster {
    */
   async admit(session: Session, udpPort: number, notify: Notify): Promise<Answer> {
     const user = session.user;
-    const { clock, logger, userLog, mailbox } = this.#options;
+    const { clock, logger } = this.#options;
+    const { userLog, mailbox, lastSeen } = this.#options.store;
     const current = this.#online.get(user);
     if (current && current !== session) {
       if (this.#options.duplicateLogin === "deny") {
@@ -100,13 +96,33 @@ export class Roster {
     session.loginTime = now;
     session.lastActive = now;
     this.#online.set(user, session);
+    lastSeen.arrived(user, now);
     await userLog.add({ username: user, loginTime: now, ip: session.remote.hostname, udpPort });
     logger.info(`${user} logged in`);
     this.#presence(user, "logged in", notify);
-    for (const { from, line, ref } of mailbox.take(user)) {
-      notify(user, { kind: "message", lines: [line], data: ref ? { from, ref } : { from } });
+    const waiting = mailbox.take(user);
+    for (const { from, line, ref } of waiting) {
+      notify(user, { kind: "message", lines: [line], data: { from, ref } });
     }
+    if (waiting.length > 0) void this.#confirmDelivery(session, waiting);
     return { ok: true, lines: ["Welcome to TOOM!"], data: { user } };
+  }
+
+  /**
+   * Forgets offline messages for good once the recipient's connection has taken them (they were
+   * written to it), or puts them back if it closed first. Until then they stay in the store, so a
+   * server killed meanwhile delivers them again at the next login: the copies share their `ref`,
+   * and the client shows the second copy of a ref it has seen no more.
+   */
+  async #confirmDelivery(session: Session, messages: StoredMessage[]): Promise<void> {
+    const { mailbox } = this.#options.store;
+    // The events go out after the login's reply, which is sent once this turn's work is done.
+    await new Promise((resolve) => setImmediate(resolve));
+    if (await session.flushed()) {
+      mailbox.delivered(messages);
+    } else {
+      mailbox.putBack(session.user, messages);
+    }
   }
 
   /**
@@ -119,10 +135,10 @@ export class Roster {
     const user = session.user;
     if (!wasActive || this.#online.get(user) !== session) return;
     this.#online.delete(user);
-    this.#lastSeen.set(user, this.#options.clock.now());
+    this.#options.store.lastSeen.left(user, this.#options.clock.now());
     this.#options.logger.info(`${user} logged out (${HOW[reason]})`);
     // The userlog is up to date before anyone is told, so what they see matches the file.
-    await this.#options.userLog.remove(user);
+    await this.#options.store.userLog.remove(user);
     this.#presence(user, "logged out", notify);
     this.#options.onLeave(user, notify);
   }
@@ -134,12 +150,13 @@ export class Roster {
    * themselves are closed by the caller.
    */
   async leaveAll(reason: EndReason): Promise<void> {
-    const { clock, logger, userLog, onLeave } = this.#options;
+    const { clock, logger, onLeave } = this.#options;
+    const { userLog, lastSeen } = this.#options.store;
     const now = clock.now();
     const nobody: Notify = () => {};
     for (const [user, session] of this.#online) {
       session.stage = "closed";
-      this.#lastSeen.set(user, now);
+      lastSeen.left(user, now);
       logger.info(`${user} logged out (${HOW[reason]})`);
     }
     const users = [...this.#online.keys()];
@@ -156,7 +173,7 @@ export class Roster {
       lines: [`${user} ${what}`],
       data: { user, what },
     };
-    const { relations } = this.#options;
+    const { relations } = this.#options.store;
     for (const other of this.#online.keys()) {
       if (other !== user && relations.canReach(other, user)) notify(other, event);
     }

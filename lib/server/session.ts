@@ -58,6 +58,11 @@ export class Session {
   #closing = false;
   #closed = false;
   #drainWaiters: DrainWaiter[] | undefined;
+  /** The session closed with bytes still queued. */
+  #droppedUnwritten = false;
+  /** Replies held back (inTurn), and the last of them. */
+  #held = 0;
+  #heldTail: Promise<void> = Promise.resolve();
 
   constructor(
     readonly id: number,
@@ -122,6 +127,31 @@ export class Session {
     return new Promise((resolve) => (this.#drainWaiters ??= []).push({ below: bytes, resolve }));
   }
 
+  /** Whether a reply is held back until what it reports is committed (see `inTurn`). */
+  get holding(): boolean {
+    return this.#held > 0;
+  }
+
+  /**
+   * Runs `send` after every reply held back before it, or at once when none is: a reply that waits
+   * for its change to be committed keeps its place, while the session goes on reading frames.
+   */
+  inTurn(send: () => Promise<void> | void): Promise<void> {
+    this.#held++;
+    const run = this.#heldTail.then(send).catch(() => {}).finally(() => this.#held--);
+    this.#heldTail = run;
+    return run;
+  }
+
+  /**
+   * Resolves to true once everything queued so far has been written to the connection, or to
+   * false if the session closed with some of it unwritten.
+   */
+  async flushed(): Promise<boolean> {
+    await this.whenBelow(1);
+    return !this.#droppedUnwritten;
+  }
+
   #wakeDrainWaiters(): void {
     const waiting = this.#drainWaiters;
     if (waiting === undefined) return;
@@ -164,6 +194,7 @@ export class Session {
     if (this.#closed) return;
     this.#beginEnding();
     this.#closed = true;
+    if (this.#queuedBytes > 0) this.#droppedUnwritten = true;
     this.#queue.length = 0;
     this.#queuedBytes = 0;
     this.#wakeDrainWaiters();

@@ -1,22 +1,18 @@
 /**
- * The server's configuration, and the state built from it: the stores, the roster, the broker
+ * The server's configuration, and the state built from it: the store, the roster, the broker
  * and the login state machine, wired to each other once.
  */
 import type { Clock } from "../shared/clock.ts";
 import type { Logger } from "../shared/logger.ts";
-import { AccountStore } from "./accounts.ts";
 import { Broker } from "./broker.ts";
-import { DEFAULT_HASH_COST, type HashCost } from "./credentials.ts";
+import type { HashCost } from "./credentials.ts";
 import type { TextFiles } from "./files.ts";
 import { HashPool } from "./hash_pool.ts";
-import { LoginGuard } from "./lockout.ts";
 import { Login } from "./login.ts";
-import { DEFAULT_PER_SENDER, Mailbox } from "./mailbox.ts";
-import { MessageBoard } from "./message_board.ts";
-import { Relations } from "./relations.ts";
 import { Roster } from "./roster.ts";
+import { memoryStorage, type Storage } from "./store/journal.ts";
+import { buildStore, type Store } from "./store/store.ts";
 import { AddressThrottle } from "./throttle.ts";
-import { UserLog } from "./user_log.ts";
 
 /** What a server is configured with. Durations are milliseconds. */
 export interface ServerConfig {
@@ -68,6 +64,10 @@ export interface ServerConfig {
   mailboxLimit?: number;
   /** Of those, how many one sender may hold (default 20). */
   mailboxPerSender?: number;
+  /** Where lasting state is written down (default: memory only, nothing survives a restart). */
+  storage?: Storage;
+  /** The board survives restarts (needs a storage that keeps things). */
+  keepBoard?: boolean;
 }
 
 /** Failed logins (and wrong `passwd` old passwords) per minute per source address by default. */
@@ -79,10 +79,8 @@ export const DEFAULT_PENDING_PER_IP = 32;
 
 /** The server state that commands read and change. */
 export interface ServerState {
-  readonly board: MessageBoard;
-  readonly userLog: UserLog;
-  readonly relations: Relations;
-  readonly mailbox: Mailbox;
+  /** Everything that outlives a connection. */
+  readonly store: Store;
   readonly roster: Roster;
   readonly broker: Broker;
   readonly logger: Logger;
@@ -90,43 +88,23 @@ export interface ServerState {
 
 /** Builds the state and the login state machine for a server with `config`. */
 export function buildState(config: ServerConfig): { state: ServerState; login: Login } {
-  const { files, clock, logger } = config;
-  const writeFailed = (path: string) => (error: unknown) =>
-    logger.warn(`Could not write ${path} (it is rewritten at the next change): ${error}`);
+  const { clock, logger } = config;
   const pool = new HashPool({
     ...(config.hashConcurrency !== undefined ? { concurrency: config.hashConcurrency } : {}),
     ...(config.hashQueue !== undefined ? { queue: config.hashQueue } : {}),
   });
-  const accounts = new AccountStore(files, config.credentialsPath, {
-    logger,
-    hashCost: config.hashCost ?? DEFAULT_HASH_COST,
-    pool,
-  });
-  const userLog = new UserLog(files, config.userLogPath, {
-    onWriteError: writeFailed(config.userLogPath),
-  });
-  const relations = new Relations();
-  const mailbox = new Mailbox(config.mailboxLimit ?? 100, {
-    perSender: config.mailboxPerSender ?? DEFAULT_PER_SENDER,
-  });
+  const store = buildStore(config.storage ?? memoryStorage(), { ...config, pool });
   const roster = new Roster({
-    accounts,
-    userLog,
-    relations,
-    mailbox,
+    store,
     clock,
     logger,
     duplicateLogin: config.duplicateLogin,
     onLeave: (user, notify) => broker.userLeft(user, notify),
   });
-  const broker = new Broker(roster, relations, logger, { clock });
-  const board = new MessageBoard(files, config.messageLogPath, clock, {
-    onWriteError: writeFailed(config.messageLogPath),
-  });
-  const guard = new LoginGuard(config.maxFailures, config.blockDurationMs, clock);
+  const broker = new Broker(roster, store.relations, logger, { clock });
   return {
-    state: { board, userLog, relations, mailbox, roster, broker, logger },
-    login: new Login(accounts, guard, logger, {
+    state: { store, roster, broker, logger },
+    login: new Login(store, logger, {
       allowRegister: config.allowRegister,
       failures: new AddressThrottle({
         limit: config.maxFailuresPerIp ?? DEFAULT_FAILURES_PER_IP,

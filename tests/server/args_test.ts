@@ -48,6 +48,9 @@ const SERVER_DEFAULTS: ServerArgs = {
   tlsCert: undefined,
   tlsKey: undefined,
   noTls: false,
+  dataDir: undefined,
+  keepBoard: false,
+  sync: "full",
 };
 
 Deno.test("parseServerArgs() reads the two positionals with every default", () => {
@@ -85,6 +88,11 @@ Deno.test("parseServerArgs() reads every option", () => {
       "--duplicate-login",
       "replace",
       "--quiet",
+      "--data-dir",
+      "/var/lib/toom",
+      "--keep-board",
+      "--sync",
+      "normal",
     ]),
     {
       port: 0,
@@ -103,6 +111,9 @@ Deno.test("parseServerArgs() reads every option", () => {
       tlsCert: undefined,
       tlsKey: undefined,
       noTls: false,
+      dataDir: "/var/lib/toom",
+      keepBoard: true,
+      sync: "normal",
     },
   );
 });
@@ -209,6 +220,8 @@ const SERVER_USAGE_EXITS: [string, string[]][] = [
   ["--tls-key without --tls-cert", ["5000", "3", "--tls-key", "k.pem"]],
   ["--no-tls with a certificate", ["5000", "3", "--no-tls", "--tls-cert=c", "--tls-key=k"]],
   ["a missing --tls-cert value", ["5000", "3", "--tls-key", "k.pem", "--tls-cert"]],
+  ["a bad --sync", ["5000", "3", "--sync", "off"]],
+  ["an empty --data-dir", ["5000", "3", "--data-dir="]],
 ];
 
 for (const [what, argv] of SERVER_USAGE_EXITS) {

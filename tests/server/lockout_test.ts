@@ -15,84 +15,84 @@ Deno.test("LoginGuard does not lock an account with no failures", () => {
   assert.equal(guard.isLocked("yoda"), false);
 });
 
-Deno.test("LoginGuard locks on the N-th consecutive failure, not before", () => {
+Deno.test("LoginGuard locks on the N-th consecutive failure, not before", async () => {
   const { guard } = setUp(3);
-  assert.equal(guard.recordFailure("yoda"), "try-again");
+  assert.equal(await guard.recordFailure("yoda"), "try-again");
   assert.equal(guard.isLocked("yoda"), false);
-  assert.equal(guard.recordFailure("yoda"), "try-again");
+  assert.equal(await guard.recordFailure("yoda"), "try-again");
   assert.equal(guard.isLocked("yoda"), false);
-  assert.equal(guard.recordFailure("yoda"), "locked");
+  assert.equal(await guard.recordFailure("yoda"), "locked");
   assert.equal(guard.isLocked("yoda"), true);
 });
 
 for (let n = 1; n <= 5; n++) {
-  Deno.test(`LoginGuard with N=${n} locks on failure ${n}`, () => {
+  Deno.test(`LoginGuard with N=${n} locks on failure ${n}`, async () => {
     const { guard } = setUp(n);
-    for (let i = 1; i < n; i++) assert.equal(guard.recordFailure("yoda"), "try-again");
-    assert.equal(guard.recordFailure("yoda"), "locked");
+    for (let i = 1; i < n; i++) assert.equal(await guard.recordFailure("yoda"), "try-again");
+    assert.equal(await guard.recordFailure("yoda"), "locked");
   });
 }
 
-Deno.test("LoginGuard's lock lasts exactly blockDurationMs", () => {
+Deno.test("LoginGuard's lock lasts exactly blockDurationMs", async () => {
   const { guard, clock } = setUp(1);
-  guard.recordFailure("yoda");
+  await guard.recordFailure("yoda");
   clock.advance(BLOCK_MS - 1);
   assert.equal(guard.isLocked("yoda"), true);
   clock.advance(1);
   assert.equal(guard.isLocked("yoda"), false);
 });
 
-Deno.test("LoginGuard counts from zero again after a lock ends", () => {
+Deno.test("LoginGuard counts from zero again after a lock ends", async () => {
   const { guard, clock } = setUp(2);
-  guard.recordFailure("yoda");
-  guard.recordFailure("yoda");
+  await guard.recordFailure("yoda");
+  await guard.recordFailure("yoda");
   clock.advance(BLOCK_MS);
   assert.equal(guard.isLocked("yoda"), false);
-  assert.equal(guard.recordFailure("yoda"), "try-again");
-  assert.equal(guard.recordFailure("yoda"), "locked");
+  assert.equal(await guard.recordFailure("yoda"), "try-again");
+  assert.equal(await guard.recordFailure("yoda"), "locked");
   assert.equal(guard.isLocked("yoda"), true);
 });
 
-Deno.test("LoginGuard resets the count on a success", () => {
+Deno.test("LoginGuard resets the count on a success", async () => {
   const { guard } = setUp(3);
-  guard.recordFailure("yoda");
-  guard.recordFailure("yoda");
-  guard.recordSuccess("yoda");
-  assert.equal(guard.recordFailure("yoda"), "try-again");
-  assert.equal(guard.recordFailure("yoda"), "try-again");
-  assert.equal(guard.recordFailure("yoda"), "locked");
+  await guard.recordFailure("yoda");
+  await guard.recordFailure("yoda");
+  await guard.recordSuccess("yoda");
+  assert.equal(await guard.recordFailure("yoda"), "try-again");
+  assert.equal(await guard.recordFailure("yoda"), "try-again");
+  assert.equal(await guard.recordFailure("yoda"), "locked");
 });
 
-Deno.test("LoginGuard counts failures per username", () => {
+Deno.test("LoginGuard counts failures per username", async () => {
   const { guard } = setUp(2);
-  assert.equal(guard.recordFailure("yoda"), "try-again");
-  assert.equal(guard.recordFailure("hans"), "try-again");
-  assert.equal(guard.recordFailure("Yoda"), "try-again");
-  assert.equal(guard.recordFailure("yoda"), "locked");
+  assert.equal(await guard.recordFailure("yoda"), "try-again");
+  assert.equal(await guard.recordFailure("hans"), "try-again");
+  assert.equal(await guard.recordFailure("Yoda"), "try-again");
+  assert.equal(await guard.recordFailure("yoda"), "locked");
   assert.equal(guard.isLocked("yoda"), true);
   assert.equal(guard.isLocked("hans"), false);
   assert.equal(guard.isLocked("Yoda"), false);
 });
 
-Deno.test("LoginGuard's success for one user does not reset another's count", () => {
+Deno.test("LoginGuard's success for one user does not reset another's count", async () => {
   const { guard } = setUp(2);
-  guard.recordFailure("yoda");
-  guard.recordSuccess("hans");
-  assert.equal(guard.recordFailure("yoda"), "locked");
+  await guard.recordFailure("yoda");
+  await guard.recordSuccess("hans");
+  assert.equal(await guard.recordFailure("yoda"), "locked");
 });
 
-Deno.test("LoginGuard's lock is not lifted by a success", () => {
+Deno.test("LoginGuard's lock is not lifted by a success", async () => {
   const { guard } = setUp(1);
-  guard.recordFailure("yoda");
-  guard.recordSuccess("yoda");
+  await guard.recordFailure("yoda");
+  await guard.recordSuccess("yoda");
   assert.equal(guard.isLocked("yoda"), true);
 });
 
-Deno.test("LoginGuard does not forget old failures with time alone", () => {
+Deno.test("LoginGuard does not forget old failures with time alone", async () => {
   const { guard, clock } = setUp(2);
-  guard.recordFailure("yoda");
+  await guard.recordFailure("yoda");
   clock.advance(24 * 3600 * 1000);
-  assert.equal(guard.recordFailure("yoda"), "locked");
+  assert.equal(await guard.recordFailure("yoda"), "locked");
 });
 
 Deno.test("LoginGuard exposes its settings", () => {

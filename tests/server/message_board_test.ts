@@ -3,7 +3,11 @@ import assert from "node:assert/strict";
 import { FakeClock } from "../../lib/shared/clock.ts";
 import { CommandError } from "../../lib/shared/errors.ts";
 import { MemoryFiles } from "../../lib/server/files.ts";
-import { MessageBoard } from "../../lib/server/message_board.ts";
+import {
+  type Changed,
+  MessageBoard,
+  type NumberedMessage,
+} from "../../lib/server/message_board.ts";
 import { settleMicrotasks, SlowFiles } from "../../testing/slow_files.ts";
 
 const LOG = "messagelog.txt";
@@ -16,6 +20,13 @@ function setUp() {
   const board = new MessageBoard(files, LOG, clock);
   const log = () => files.contents.get(LOG);
   return { files, clock, board, log };
+}
+
+/** What a change returned, once it is written down, without its `committed` promise. */
+async function settled(changed: Promise<Changed>): Promise<NumberedMessage> {
+  const { committed, ...message } = await changed;
+  await committed;
+  return message;
 }
 
 function assertCommandError(message: string): (error: unknown) => true {
@@ -37,7 +48,7 @@ Deno.test("MessageBoard.post() numbers messages from 1", async () => {
 Deno.test("MessageBoard.post() returns the message with its time and edited flag", async () => {
   const { board, clock } = setUp();
   clock.advance(1234);
-  assert.deepEqual(await board.post("yoda", "hello"), {
+  assert.deepEqual(await settled(board.post("yoda", "hello")), {
     author: "yoda",
     text: "hello",
     time: T0 + 1000,
@@ -100,7 +111,7 @@ Deno.test("MessageBoard.remove() deletes and renumbers later messages and the fi
   clock.advance(1000);
   await board.post("leia", "three");
   clock.advance(1000);
-  const removed = await board.remove(1, T0, "yoda");
+  const removed = await settled(board.remove(1, T0, "yoda"));
   assert.deepEqual(removed, {
     author: "yoda",
     text: "one",
@@ -145,7 +156,7 @@ Deno.test("MessageBoard.edit() replaces text, sets the edit time and marks it ed
   await board.post("yoda", "one");
   await board.post("hans", "two");
   clock.advance(90_500);
-  const edited = await board.edit(1, T0, "yoda", "uno");
+  const edited = await settled(board.edit(1, T0, "yoda", "uno"));
   assert.deepEqual(edited, {
     author: "yoda",
     text: "uno",
@@ -266,8 +277,11 @@ Deno.test("MessageBoard writes to a TextFiles it is given, not only MemoryFiles"
   const files = new SlowFiles();
   const board = new MessageBoard(files, LOG, new FakeClock(T0));
   const posted = board.post("yoda", "one");
-  assert.equal(board.size, 1);
   await settleMicrotasks();
+  // The board has the message while its line is still on its way to the file.
+  assert.equal(board.size, 1);
+  assert.equal(files.waiting, 1);
+  assert.equal(files.inner.contents.get(LOG), undefined);
   files.release();
   await posted;
   assert.equal(files.inner.contents.get(LOG), `1; ${TS0}; yoda; one; no\n`);

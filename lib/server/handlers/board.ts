@@ -6,7 +6,8 @@ import type { CommandContext } from "./context.ts";
 /** `MSG <message>`: posts to the board. */
 export async function postMessage(context: CommandContext, args: Args): Promise<string[]> {
   const { state, user } = context;
-  const message = await state.board.post(user, args.text);
+  const message = await state.store.board.post(user, args.text);
+  context.afterCommit(message.committed);
   const at = formatTimestamp(message.time);
   state.logger.info(`${user} posted MSG #${message.number} "${message.text}" at ${at}.`);
   return [`Message #${message.number} posted at ${at}.`];
@@ -15,7 +16,8 @@ export async function postMessage(context: CommandContext, args: Args): Promise<
 /** `DLT <#n> <timestamp>`: deletes one's own message; later ones are renumbered. */
 export async function deleteMessage(context: CommandContext, args: Args): Promise<string[]> {
   const { state, user } = context;
-  const message = await state.board.remove(args.number, args.timestamp, user);
+  const message = await state.store.board.remove(args.number, args.timestamp, user);
+  context.afterCommit(message.committed);
   const at = formatTimestamp(message.time);
   state.logger.info(`${user} deleted MSG #${message.number} "${message.text}" at ${at}.`);
   return [`Message #${message.number} deleted at ${at}.`];
@@ -24,7 +26,8 @@ export async function deleteMessage(context: CommandContext, args: Args): Promis
 /** `EDT <#n> <timestamp> <message>`: replaces the text of one's own message. */
 export async function editMessage(context: CommandContext, args: Args): Promise<string[]> {
   const { state, user } = context;
-  const message = await state.board.edit(args.number, args.timestamp, user, args.text);
+  const message = await state.store.board.edit(args.number, args.timestamp, user, args.text);
+  context.afterCommit(message.committed);
   const at = formatTimestamp(message.time);
   state.logger.info(`${user} edited MSG #${message.number} "${message.text}" at ${at}.`);
   return [`Message #${message.number} edited at ${at}.`];
@@ -33,7 +36,7 @@ export async function editMessage(context: CommandContext, args: Args): Promise<
 /** `RDM <timestamp>`: every message posted or edited strictly after the timestamp. */
 export function readMessages(context: CommandContext, args: Args): string[] {
   const { state, user } = context;
-  const messages = state.board.since(args.timestamp);
+  const messages = state.store.board.since(args.timestamp);
   const since = formatTimestamp(args.timestamp);
   // One line, not one per message: a large board must not flood the server's terminal.
   state.logger.info(

@@ -15,6 +15,12 @@ export interface CommandContext {
   readonly notify: Notify;
   /** The client's id for what the command sends (`ref` of the `cmd` frame), if it gave one. */
   readonly ref?: string;
+  /**
+   * Holds the reply (and the events) back until `change` is written down; if it rejects, the
+   * reply is its error instead. The change must already be made in memory when it is handed over:
+   * the session's next command does not wait for it (replies keep their order).
+   */
+  readonly afterCommit: (change: Promise<unknown>) => void;
 }
 
 /** A successful command's reply: its lines, or lines with data for programs. */

@@ -12,7 +12,7 @@ export async function directMessage(context: CommandContext, args: Args): Promis
   const { state, user } = context;
   const to = args.user;
   await state.roster.requireOther(user, to, "message");
-  if (!state.relations.canReach(user, to)) {
+  if (!state.store.relations.canReach(user, to)) {
     throw new CommandError("Your message could not be delivered as the recipient has blocked you");
   }
   const line = `${user}: ${args.text}`;
@@ -24,7 +24,8 @@ export async function directMessage(context: CommandContext, args: Args): Promis
     state.logger.info(`${user} messaged ${to}.`);
     return [`Message sent to ${to}.`];
   }
-  state.mailbox.put(to, { from: user, line, ...ref });
+  // Counted and queued now; the reply waits until it is written down.
+  context.afterCommit(state.store.mailbox.put(to, { from: user, line, ...ref }));
   state.logger.info(`${user} left a message for ${to} (offline).`);
   return [`${to} is offline; the message will be delivered when they log in.`];
 }
@@ -42,7 +43,7 @@ export function broadcast(context: CommandContext, args: Args): string[] {
   };
   for (const name of state.roster.online.keys()) {
     if (name === user) continue;
-    if (!state.relations.canReach(user, name)) {
+    if (!state.store.relations.canReach(user, name)) {
       skipped++;
       continue;
     }
@@ -58,7 +59,8 @@ export function broadcast(context: CommandContext, args: Args): string[] {
 export async function blockUser(context: CommandContext, args: Args): Promise<string[]> {
   const { state, user } = context;
   await state.roster.requireOther(user, args.user, "block");
-  state.relations.block(user, args.user);
+  // In force now; the reply (and what it tells others) waits until it is written down.
+  context.afterCommit(state.store.relations.block(user, args.user));
   // A blocked user may not message the blocker privately either, so a session between them ends.
   // The reason is not given: a blocked user is not told who blocked them.
   state.broker.endBetween(user, args.user, "", context.notify);
@@ -72,7 +74,7 @@ export async function blockUser(context: CommandContext, args: Args): Promise<st
 export async function unblockUser(context: CommandContext, args: Args): Promise<string[]> {
   const { state, user } = context;
   await state.roster.requireOther(user, args.user, "unblock");
-  if (!state.relations.unblock(user, args.user)) {
+  if (!await state.store.relations.unblock(user, args.user)) {
     throw new CommandError(`${args.user} is not blocked.`);
   }
   state.logger.info(`${user} unblocked ${args.user}.`);

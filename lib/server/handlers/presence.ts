@@ -7,8 +7,8 @@ import type { CommandContext } from "./context.ts";
 export function activeUsers(context: CommandContext): string[] {
   const { state, user } = context;
   state.logger.info(`${user} issued ATU command.`);
-  const lines = state.userLog.users
-    .filter((u) => u.username !== user && state.relations.canReach(user, u.username))
+  const lines = state.store.userLog.users
+    .filter((u) => u.username !== user && state.store.relations.canReach(user, u.username))
     .map((u) =>
       `${u.username}, ${u.ip}, ${u.udpPort}, active since ${formatTimestamp(u.loginTime)}.`
     );
@@ -19,7 +19,7 @@ export function activeUsers(context: CommandContext): string[] {
 export function whoElse(context: CommandContext): string[] {
   const { state, user } = context;
   const names = [...state.roster.online.keys()]
-    .filter((name) => name !== user && state.relations.canReach(user, name))
+    .filter((name) => name !== user && state.store.relations.canReach(user, name))
     .sort();
   return names.length > 0 ? names : ["No other user is online."];
 }
@@ -31,7 +31,7 @@ export function whoElseSince(context: CommandContext, args: Args): string[] {
   const names = new Set(state.roster.online.keys());
   for (const [name, leftAt] of state.roster.lastSeen) if (leftAt >= since) names.add(name);
   const visible = [...names]
-    .filter((name) => name !== user && state.relations.canReach(user, name))
+    .filter((name) => name !== user && state.store.relations.canReach(user, name))
     .sort();
   return visible.length > 0
     ? visible

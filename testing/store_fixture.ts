@@ -1,0 +1,145 @@
+/**
+ * Stores for tests: a Store (lib/server/store/store.ts) over memory files and a fake clock, on
+ * either storage (memory, or toom.db in a temporary directory). Both are disposable, so a failing
+ * test still closes every database it opened and removes its directory.
+ */
+import { MemoryFiles } from "../lib/server/files.ts";
+import { HashPool } from "../lib/server/hash_pool.ts";
+import { memoryStorage, type Storage } from "../lib/server/store/journal.ts";
+import { DATABASE_FILE, openSqliteStorage } from "../lib/server/store/sqlite.ts";
+import { buildStore, type Store, type StoreConfig } from "../lib/server/store/store.ts";
+import { FakeClock } from "../lib/shared/clock.ts";
+import { MemoryLogger } from "../lib/shared/logger.ts";
+import { CREDENTIALS } from "./server_fixture.ts";
+import { tempDir } from "./temp_dir.ts";
+
+/** Whether this run may read and write files (toom.db needs both). */
+export const CAN_TOUCH_FILES = (["read", "write"] as const).every((name) =>
+  Deno.permissions.querySync({ name }).state === "granted"
+);
+
+/**
+ * Options for a test on toom.db: ignored, with a one-line hint (printed once per file that asks),
+ * when the run may not read and write files.
+ */
+export function sqliteTests(what: string): { ignore: boolean } {
+  if (!CAN_TOUCH_FILES) {
+    console.log(`(${what} ignored: they need --allow-read --allow-write; run \`deno task test\`)`);
+  }
+  return { ignore: !CAN_TOUCH_FILES };
+}
+
+/** What a test store is built with; everything has a default. */
+export interface TestStoreOptions {
+  clock?: FakeClock;
+  /** Default: memory files holding the sample credentials.txt. */
+  files?: MemoryFiles;
+  /** Config fields that win over the defaults (3 failures, 10 s lockout, a cheap hash). */
+  config?: Partial<StoreConfig>;
+}
+
+/** A store with what it was built on. `close()` (or disposal) closes it and its hash pool. */
+export interface TestStore extends AsyncDisposable {
+  store: Store;
+  storage: Storage;
+  files: MemoryFiles;
+  clock: FakeClock;
+  logger: MemoryLogger;
+  /** The current text of a file the store keeps ("" if absent). */
+  file(name: "credentials.txt" | "messagelog.txt" | "userlog.txt"): string;
+  close(): Promise<void>;
+}
+
+/** Builds a store over `storage`, memory files and a fake clock. */
+export function testStore(storage: Storage, options: TestStoreOptions = {}): TestStore {
+  const clock = options.clock ?? new FakeClock();
+  const files = options.files ?? new MemoryFiles();
+  if (!options.files) files.contents.set("credentials.txt", CREDENTIALS);
+  const logger = new MemoryLogger();
+  const pool = new HashPool();
+  const store = buildStore(storage, {
+    files,
+    clock,
+    logger,
+    credentialsPath: "credentials.txt",
+    userLogPath: "userlog.txt",
+    messageLogPath: "messagelog.txt",
+    maxFailures: 3,
+    blockDurationMs: 10_000,
+    hashCost: { N: 1024, r: 8, p: 1 },
+    pool,
+    ...options.config,
+  });
+  let closing: Promise<void> | undefined;
+  const close = () =>
+    closing ??= (async () => {
+      pool.close();
+      await store.close();
+    })();
+  return {
+    store,
+    storage,
+    files,
+    clock,
+    logger,
+    file: (name) => files.contents.get(name) ?? "",
+    close,
+    [Symbol.asyncDispose]: close,
+  };
+}
+
+/** A temporary directory for toom.db; disposing it closes every store opened in it. */
+export interface StoreDir extends AsyncDisposable {
+  /** The path of toom.db in it. */
+  readonly path: string;
+  /** Opens toom.db (on `options.clock`, or a fake clock of its own) and builds a store on it. */
+  open(options?: TestStoreOptions): TestStore;
+}
+
+/** Makes a temporary directory for toom.db. */
+export async function storeDir(): Promise<StoreDir> {
+  const dir = await tempDir("toom_store_");
+  const path = `${dir.path}/${DATABASE_FILE}`;
+  const opened: TestStore[] = [];
+  return {
+    path,
+    open(options = {}) {
+      const clock = options.clock ?? new FakeClock();
+      const store = testStore(openSqliteStorage(path, { clock }), { ...options, clock });
+      opened.push(store);
+      return store;
+    },
+    async [Symbol.asyncDispose]() {
+      for (const store of opened) await store.close();
+      await dir.remove();
+    },
+  };
+}
+
+/** The two storages every store contract test runs against. */
+export const STORAGES: ReadonlyArray<{
+  name: string;
+  ignore: boolean;
+  /** A store on a fresh, empty storage of this kind. */
+  make(options?: TestStoreOptions): Promise<TestStore>;
+}> = [
+  {
+    name: "memory",
+    ignore: false,
+    make: (options) => Promise.resolve(testStore(memoryStorage(), options)),
+  },
+  {
+    name: "sqlite",
+    ignore: !CAN_TOUCH_FILES,
+    async make(options) {
+      const dir = await storeDir();
+      try {
+        const opened = dir.open(options);
+        return { ...opened, [Symbol.asyncDispose]: () => dir[Symbol.asyncDispose]() };
+      } catch (error) {
+        await dir[Symbol.asyncDispose]();
+        throw error;
+      }
+    },
+  },
+];
