@@ -49,6 +49,25 @@ export function abandonPrograms(): void {
   }
 }
 
+/**
+ * Runs `work`, failing (and killing every program started here, so nothing is left behind) if it
+ * takes longer than `ms`: a failsafe, never the way a test normally ends.
+ */
+export async function failsafe(ms: number, work: () => Promise<void>): Promise<void> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const expired = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => {
+      abandonPrograms();
+      reject(new Error(`Failsafe: the test took longer than ${ms / 1000} s`));
+    }, ms);
+  });
+  try {
+    await Promise.race([work(), expired]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 async function makeTempDir(prefix: string): Promise<string> {
   const dir = await Deno.makeTempDir({ prefix });
   tempDirs.add(dir);
