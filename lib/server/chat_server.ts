@@ -16,9 +16,10 @@ import {
   type FrameLimits,
   PROTOCOL_VERSION,
   ProtocolError,
+  type ServerFrame,
 } from "../shared/protocol.ts";
 import { TokenBucket } from "../shared/token_bucket.ts";
-import type { Connection } from "../shared/transport.ts";
+import { type Connection, isHangUp } from "../shared/transport.ts";
 import { ASK_TIMEOUT_MS } from "./broker.ts";
 import type { CommandContext, HandlerResult } from "./handlers/context.ts";
 import { HANDLERS } from "./handlers/mod.ts";
@@ -206,13 +207,7 @@ export class ChatServer {
         }
       }
     } catch (error) {
-      if (
-        !(error instanceof Deno.errors.ConnectionReset ||
-          error instanceof Deno.errors.BadResource ||
-          error instanceof Deno.errors.Interrupted || error instanceof Deno.errors.BrokenPipe)
-      ) {
-        this.config.logger.warn(`Session ${session.id} failed: ${String(error)}`);
-      }
+      if (!isHangUp(error)) this.config.logger.warn(`Session ${session.id} failed: ${error}`);
     } finally {
       await this.#leave(session, "lost");
       session.end();
@@ -281,9 +276,7 @@ export class ChatServer {
 
   /** Answers a frame, after the replies still held back for a commit. */
   #respond(session: Session, id: number, answer: Answer): void {
-    const send = () => session.send({ t: "reply", id, ...answer });
-    if (session.holding) void session.inTurn(send);
-    else send();
+    void session.afterHeld(() => session.send({ t: "reply", id, ...answer }));
   }
 
   /** Answers a frame, then delivers the events its work queued. */
@@ -293,8 +286,11 @@ export class ChatServer {
     work: (notify: Notify) => Promise<Answer> | Answer,
   ): Promise<void> {
     const outbox = new Outbox();
-    this.#respond(session, id, await work(outbox.notify));
-    this.#deliver(outbox.take());
+    const answer = await work(outbox.notify);
+    void session.afterHeld(() => {
+      session.send({ t: "reply", id, ...answer });
+      this.#deliver(outbox.take());
+    });
   }
 
   #deliver(deliveries: Delivery[]): void {
@@ -322,14 +318,21 @@ export class ChatServer {
     const outcome = await this.login.passwd(session, frame.old, frame.new);
     this.#respond(session, frame.id, outcome.answer);
     if (!outcome.hangUp) return;
-    session.send({
+    await this.#logOutAfterHeld(session, "out", {
       t: "event",
       kind: "logout",
       lines: ["You have been logged out: your account is blocked for now"],
       data: { reason: "blocked" },
     });
-    await this.#leave(session, "out");
-    session.end();
+  }
+
+  /** After the replies held for a commit: tells why, logs the user out, closes the connection. */
+  #logOutAfterHeld(session: Session, reason: EndReason, notice: ServerFrame): Promise<void> {
+    return session.afterHeld(async () => {
+      session.send(notice);
+      await this.#leave(session, reason);
+      session.end();
+    });
   }
 
   /** Logs a session's user out, delivering what that tells others at once. */
@@ -399,13 +402,12 @@ export class ChatServer {
       const idle = session.stage === "active" && this.config.inactivityMs > 0 &&
         now - session.lastActive >= this.config.inactivityMs;
       if (idle) {
-        session.send({
+        work.push(this.#logOutAfterHeld(session, "timeout", {
           t: "event",
           kind: "logout",
           lines: ["You have been logged out due to inactivity"],
           data: { reason: "timeout" },
-        });
-        work.push(this.#leave(session, "timeout").then(() => session.end()));
+        }));
       } else if (now - session.lastHeard >= silentFor) {
         this.#drop(session, `No heartbeat for ${Math.round(silentFor / 1000)} s`);
       }

@@ -55,6 +55,9 @@ export class MessageBoard {
   readonly #journal: Journal;
   readonly #keep: boolean;
   #nextId = 1;
+  /** Changes whose commit failed, oldest first, waiting to be taken back together. */
+  readonly #failed: Array<() => void> = [];
+  #takingBack: Promise<void> | undefined;
 
   constructor(files: TextFiles, path: string, clock: Clock, options: BoardOptions = {}) {
     this.#log = new OrderedWriter(files, path, {
@@ -146,13 +149,28 @@ export class MessageBoard {
   #keepChange(change: Change, undo: () => void): Promise<void> {
     if (!this.#keep) return Promise.resolve();
     const committed = this.#journal.record(change).catch(async () => {
-      undo();
-      await this.#rewrite();
+      await this.#takeBack(undo);
       throw new CommandError("The server could not save the board; try again later.");
     });
     // Whoever waits for it hears of a failure; until then it is not an unhandled rejection.
     committed.catch(() => {});
     return committed;
+  }
+
+  /**
+   * Takes a change back that could not be written down. A commit that fails fails all of its
+   * changes at once; they are taken back together, newest first (a post and its delete, or two
+   * edits of one message, failing together end where they began), and the file follows once.
+   */
+  #takeBack(undo: () => void): Promise<void> {
+    this.#failed.push(undo);
+    // Every failure of the same commit is heard before this runs (they settle together).
+    this.#takingBack ??= Promise.resolve().then(() => {
+      for (const failed of this.#failed.splice(0).reverse()) failed();
+      this.#takingBack = undefined;
+      return this.#rewrite();
+    });
+    return this.#takingBack;
   }
 
   /** Every message whose current timestamp is strictly later than `time`, oldest first. */

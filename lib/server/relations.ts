@@ -2,6 +2,7 @@
  * Who has blocked whom, and the one rule every command asks: may `actor` reach `target`?
  * Blocks are one-way; each is written down (the store's journal) before the blocker is told.
  */
+import { CommandError } from "../shared/errors.ts";
 import { type Journal, memoryJournal } from "./store/journal.ts";
 
 /** Block lists, keyed by the blocker. */
@@ -25,7 +26,7 @@ export class Relations {
 
   /**
    * `blocker` blocks `other`; resolves to false if it already had, once the block is written down.
-   * A block that could not be written down is undone and the error passed on.
+   * A block that could not be written down is lifted again, and rejects with a CommandError.
    */
   async block(blocker: string, other: string): Promise<boolean> {
     const set = this.#set(blocker);
@@ -33,9 +34,9 @@ export class Relations {
     set.add(other);
     try {
       await this.#journal.record({ t: "block", by: blocker, other });
-    } catch (error) {
+    } catch {
       set.delete(other);
-      throw error;
+      throw new CommandError("The server could not save the block; try again later.");
     }
     return true;
   }
@@ -45,9 +46,9 @@ export class Relations {
     if (!this.#blocked.get(blocker)?.delete(other)) return false;
     try {
       await this.#journal.record({ t: "unblock", by: blocker, other });
-    } catch (error) {
+    } catch {
       this.#set(blocker).add(other);
-      throw error;
+      throw new CommandError("The server could not save the unblock; try again later.");
     }
     return true;
   }

@@ -143,6 +143,12 @@ export class Session {
     return run;
   }
 
+  /** Runs `send` now, or after the replies held back for a commit when there are any. */
+  afterHeld(send: () => Promise<void> | void): Promise<void> {
+    if (this.#held > 0) return this.inTurn(send);
+    return Promise.resolve(send());
+  }
+
   /**
    * Resolves to true once everything queued so far has been written to the connection, or to
    * false if the session closed with some of it unwritten.

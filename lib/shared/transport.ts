@@ -258,3 +258,11 @@ export function memoryPair(
     new MemoryConnection(a, { in: ab, out: ba }, close),
   ];
 }
+
+/** Whether `error` only says the peer went away (or the connection was closed here). */
+export function isHangUp(error: unknown): boolean {
+  return error instanceof Deno.errors.ConnectionReset ||
+    error instanceof Deno.errors.BadResource ||
+    error instanceof Deno.errors.Interrupted ||
+    error instanceof Deno.errors.BrokenPipe;
+}

@@ -59,14 +59,18 @@ export function broadcast(context: CommandContext, args: Args): string[] {
 export async function blockUser(context: CommandContext, args: Args): Promise<string[]> {
   const { state, user } = context;
   await state.roster.requireOther(user, args.user, "block");
-  // In force now; the reply (and what it tells others) waits until it is written down.
-  context.afterCommit(state.store.relations.block(user, args.user));
-  // A blocked user may not message the blocker privately either, so a session between them ends.
-  // The reason is not given: a blocked user is not told who blocked them.
-  state.broker.endBetween(user, args.user, "", context.notify);
-  // Files they were sending me stop: the tickets they hold are revoked (both clients are told).
-  state.broker.revokeFiles(user, args.user, context.notify);
-  state.logger.info(`${user} blocked ${args.user}.`);
+  // In force now; the reply, and what the block ends, wait until it is written down (a block that
+  // could not be is lifted again, and ends nothing).
+  context.afterCommit(
+    state.store.relations.block(user, args.user).then(() => {
+      // A blocked user may not message the blocker privately either, so a session between them
+      // ends. The reason is not given: a blocked user is not told who blocked them.
+      state.broker.endBetween(user, args.user, "", context.notify);
+      // Files they were sending me stop: the tickets they hold are revoked (both are told).
+      state.broker.revokeFiles(user, args.user, context.notify);
+      state.logger.info(`${user} blocked ${args.user}.`);
+    }),
+  );
   return [`${args.user} is blocked`];
 }
 
