@@ -144,7 +144,7 @@ async function main(): Promise<number> {
   }
   let storage;
   try {
-    storage = openSqliteStorage(DATABASE_FILE, { clock: systemClock, sync: args.sync });
+    storage = openSqliteStorage(DATABASE_FILE, { clock: systemClock, sync: args.sync, logger });
   } catch (error) {
     if (!(error instanceof StorageError)) throw error;
     console.error(error.message);

@@ -112,7 +112,7 @@ export class Roster {
    * Forgets offline messages for good once the recipient's connection has taken them (they were
    * written to it), or puts them back if it closed first. Until then they stay in the store, so a
    * server killed meanwhile delivers them again at the next login: the copies share their `ref`,
-   * and the client shows the second copy of a ref it has seen no more.
+   * and a client does not show a second copy of a ref it has shown.
    */
   async #confirmDelivery(session: Session, messages: StoredMessage[]): Promise<void> {
     const { mailbox } = this.#options.store;

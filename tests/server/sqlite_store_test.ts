@@ -13,6 +13,7 @@ import {
 } from "../../lib/server/store/schema.ts";
 import { openSqliteStorage, StorageError } from "../../lib/server/store/sqlite.ts";
 import { FakeClock } from "../../lib/shared/clock.ts";
+import { MemoryLogger } from "../../lib/shared/logger.ts";
 import { formatTimestamp } from "../../lib/shared/timestamp.ts";
 import { CREDENTIALS } from "../../testing/server_fixture.ts";
 import { sqliteTests, storeDir } from "../../testing/store_fixture.ts";
@@ -246,6 +247,26 @@ test("a commit that fails rejects every change in it and keeps none of them", as
   const contents = dir.open().storage.contents;
   assert.deepEqual(contents.blocks, [{ by: "obiwan", other: "vader" }]);
   assert.deepEqual(contents.mail.map((m) => m.line), ["once"]);
+});
+
+test("a failed commit is told to the operator, at most once a minute", async () => {
+  await using dir = await tempDir("toom_store_");
+  const clock = new FakeClock();
+  const logger = new MemoryLogger();
+  const storage = openSqliteStorage(`${dir.path}/toom.db`, { clock, logger });
+  try {
+    const mail = { id: 1, to: "yoda", from: "hans", line: "once", ref: "r", time: 0 };
+    await storage.record({ t: "mail", mail });
+    await assert.rejects(storage.record({ t: "mail", mail }));
+    await assert.rejects(storage.record({ t: "mail", mail }));
+    assert.equal(logger.warnings.length, 1);
+    assert.match(logger.warnings[0]!, /^Could not write .*toom\.db: .*UNIQUE constraint failed/);
+    clock.advance(60_000);
+    await assert.rejects(storage.record({ t: "mail", mail }));
+    assert.equal(logger.warnings.length, 2);
+  } finally {
+    await storage.close();
+  }
 });
 
 test("close() commits what is pending; a change recorded after it is rejected", async () => {

@@ -8,6 +8,7 @@
 import { DatabaseSync } from "node:sqlite";
 import { setImmediate } from "node:timers";
 import type { Clock } from "../../shared/clock.ts";
+import type { Logger } from "../../shared/logger.ts";
 import type { Change, MailRecord, PostRecord, Storage, StoreContents } from "./journal.ts";
 import { APPLICATION_ID, MIGRATIONS, SCHEMA_VERSION, TABLES } from "./schema.ts";
 import { SqliteWriter, type SqlValue, type Step } from "./sqlite_writer.ts";
@@ -43,6 +44,8 @@ export interface SqliteOptions {
   clock: Clock;
   /** Default `full`. */
   sync?: SyncMode;
+  /** Hears of commits that failed (at most one warning a minute). */
+  logger?: Logger;
 }
 
 interface Pending {
@@ -75,7 +78,7 @@ export function openSqliteStorage(path: string, options: SqliteOptions): SqliteS
     throw new StorageError(`Cannot use ${path}: ${(error as Error).message}`);
   }
   try {
-    return new SqliteStorage(db, path, options.clock, pragmas);
+    return new SqliteStorage(db, path, options, pragmas);
   } catch (error) {
     throw new StorageError(`Cannot use ${path}: ${(error as Error).message}`);
   }
@@ -234,12 +237,20 @@ export class SqliteStorage implements Storage {
   readonly #alive: ReturnType<typeof setInterval>;
   /** Commits noted changes when nothing else has by then. */
   #noteTimer: ReturnType<typeof setTimeout> | undefined;
+  readonly #logger: Logger | undefined;
+  #lastWarning: number | undefined;
 
   /** Reads `db` (then closed) and hands the file to a writer thread with `pragmas`. */
-  constructor(db: DatabaseSync, readonly location: string, clock: Clock, pragmas: string[]) {
-    this.#clock = clock;
+  constructor(
+    db: DatabaseSync,
+    readonly location: string,
+    options: SqliteOptions,
+    pragmas: string[],
+  ) {
+    this.#clock = options.clock;
+    this.#logger = options.logger;
     try {
-      this.contents = load(db, clock);
+      this.contents = load(db, options.clock);
     } finally {
       db.close();
     }
@@ -287,12 +298,23 @@ export class SqliteStorage implements Storage {
         for (const { resolve } of batch) resolve();
       },
       (error) => {
+        this.#warn(error);
         for (const { reject } of batch) reject(error);
       },
     ).finally(() => {
       this.#inFlight = undefined;
       this.#flush();
     });
+  }
+
+  /** Tells the operator a commit failed, at most once a minute (the users are told each time). */
+  #warn(error: unknown): void {
+    const now = this.#clock.now();
+    if (this.#lastWarning !== undefined && now - this.#lastWarning < 60_000) return;
+    this.#lastWarning = now;
+    this.#logger?.warn(
+      `Could not write ${this.location}: ${error} (what needs it is refused meanwhile; every later change tries again)`,
+    );
   }
 
   /** Notes that the server is alive, when nothing else is being written. */
