@@ -160,3 +160,23 @@ Deno.test({
       }
     }),
 });
+
+Deno.test({
+  name: "a second chat-server on the same toom.db refuses to start while the first runs",
+  ...e2e,
+  fn: () =>
+    failsafe(30_000, async () => {
+      await using first = await startServerProgram(CREDENTIALS, SERVER_ARGS);
+      const second = await serverRun(first.dir, []);
+      assert.equal(second.code, 1, second.stderr);
+      assert.match(
+        second.stderr,
+        /^toom\.db is in use by another chat-server; stop it, or give this one another --data-dir$/m,
+      );
+      assert.ok(!second.stdout.includes("listening"), second.stdout);
+      // The first one is untouched and still serves.
+      using yoda = await loggedIn(first.port, "yoda");
+      assert.ok((await yoda.cmd("whoelse")).ok);
+      await yoda.logOut();
+    }),
+});

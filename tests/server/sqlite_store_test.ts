@@ -269,6 +269,24 @@ test("a failed commit is told to the operator, at most once a minute", async () 
   }
 });
 
+test("a second store on a file in use is refused until the first is closed", async () => {
+  await using dir = await tempDir("toom_store_");
+  const path = `${dir.path}/toom.db`;
+  const first = openSqliteStorage(path, { clock: new FakeClock() });
+  try {
+    assert.throws(
+      () => openSqliteStorage(path, { clock: new FakeClock() }),
+      (error: unknown) =>
+        error instanceof StorageError &&
+        error.message === `${path} is in use by another chat-server; stop it, or give this ` +
+            "one another --data-dir",
+    );
+  } finally {
+    await first.close();
+  }
+  await openSqliteStorage(path, { clock: new FakeClock() }).close();
+});
+
 test("close() commits what is pending; a change recorded after it is rejected", async () => {
   await using dir = await storeDir();
   const first = dir.open();

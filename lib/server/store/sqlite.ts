@@ -60,13 +60,12 @@ interface Pending {
  * is newer than this server, or cannot be written.
  */
 export function openSqliteStorage(path: string, options: SqliteOptions): SqliteStorage {
+  const owner = claim(path);
   let db: DatabaseSync;
   try {
-    // It holds private messages: a new file is readable by its owner only (SQLite gives the
-    // -wal and -shm files beside it the same mode).
-    Deno.openSync(path, { create: true, write: true, mode: 0o600 }).close();
     db = new DatabaseSync(path);
   } catch (error) {
+    owner.close();
     throw new StorageError(`Cannot open ${path}: ${(error as Error).message}`);
   }
   let pragmas: string[];
@@ -74,14 +73,38 @@ export function openSqliteStorage(path: string, options: SqliteOptions): SqliteS
     pragmas = prepare(db, path, options.sync ?? "full");
   } catch (error) {
     db.close();
+    owner.close();
     if (error instanceof StorageError) throw error;
     throw new StorageError(`Cannot use ${path}: ${(error as Error).message}`);
   }
   try {
-    return new SqliteStorage(db, path, options, pragmas);
+    return new SqliteStorage(db, path, options, pragmas, owner);
   } catch (error) {
+    owner.close();
     throw new StorageError(`Cannot use ${path}: ${(error as Error).message}`);
   }
+}
+
+/**
+ * Makes sure no other server uses the file: one store per file, or two servers would each deliver
+ * the same offline messages. The returned handle holds an exclusive lock (flock, which SQLite's
+ * own locks do not touch) until it is closed, after the database. A new file is made readable by
+ * its owner only (it holds private messages; SQLite gives its -wal and -shm files the same mode).
+ */
+function claim(path: string): Deno.FsFile {
+  let file: Deno.FsFile;
+  try {
+    file = Deno.openSync(path, { read: true, write: true, create: true, mode: 0o600 });
+  } catch (error) {
+    throw new StorageError(`Cannot open ${path}: ${(error as Error).message}`);
+  }
+  if (!file.tryLockSync(true)) {
+    file.close();
+    throw new StorageError(
+      `${path} is in use by another chat-server; stop it, or give this one another --data-dir`,
+    );
+  }
+  return file;
 }
 
 function value(db: DatabaseSync, sql: string): unknown {
@@ -239,14 +262,20 @@ export class SqliteStorage implements Storage {
   #noteTimer: ReturnType<typeof setTimeout> | undefined;
   readonly #logger: Logger | undefined;
   #lastWarning: number | undefined;
+  readonly #owner: Deno.FsFile;
 
-  /** Reads `db` (then closed) and hands the file to a writer thread with `pragmas`. */
+  /**
+   * Reads `db` (then closed) and hands the file to a writer thread with `pragmas`; `owner` holds
+   * the file's lock until the store is closed.
+   */
   constructor(
     db: DatabaseSync,
     readonly location: string,
     options: SqliteOptions,
     pragmas: string[],
+    owner: Deno.FsFile,
   ) {
+    this.#owner = owner;
     this.#clock = options.clock;
     this.#logger = options.logger;
     try {
@@ -333,6 +362,7 @@ export class SqliteStorage implements Storage {
     this.#flush();
     while (this.#inFlight) await this.#inFlight;
     await this.#writer.close().catch(() => {});
+    this.#owner.close();
   }
 }
 
