@@ -1,7 +1,7 @@
 /**
  * The server process bench/load.ts measures: chat-server as server.ts builds it (a ChatServer over
- * DiskFiles in the current directory, served by serveTcp, stopped by SIGTERM/SIGINT), with the
- * bench-only settings that a load test needs and the command line cannot give:
+ * DiskFiles and toom.db in the current directory, served by serveTcp, stopped by SIGTERM/SIGINT),
+ * with the bench-only settings that a load test needs and the command line cannot give:
  *
  * - the per-connection frame budget lifted (commandBurst / commandsPerSecond 1e9), so the server,
  *   not its rate limiter, is measured (flood protection off, as ngircd's `MaxPenaltyTime = 0`);
@@ -89,6 +89,10 @@ async function main(): Promise<number> {
     tls = { cert: identity.cert, key: identity.key };
   }
   const clock = { now: () => Date.now() };
+  // Lasting state in toom.db, as chat-server keeps it (a tree from before the store has none).
+  const sqlite = await import(new URL(`file://${options.toomDir}/lib/server/store/sqlite.ts`).href)
+    .catch(() => undefined);
+  const storage = sqlite?.openSqliteStorage(sqlite.DATABASE_FILE, { clock, logger });
   const server = new lib.ChatServer({
     maxFailures: 5,
     blockDurationMs: 10_000,
@@ -108,6 +112,7 @@ async function main(): Promise<number> {
     maxRegistrationsPerIp: 0,
     commandBurst: 1e9,
     commandsPerSecond: 1e9,
+    ...(storage ? { storage } : {}),
   });
   const controller = new AbortController();
   for (const signal of ["SIGINT", "SIGTERM"] as const) {
