@@ -133,8 +133,9 @@ export class Session {
   }
 
   /**
-   * Runs `send` after every reply held back before it, or at once when none is: a reply that waits
-   * for its change to be committed keeps its place, while the session goes on reading frames.
+   * Holds `send` back until every reply held before it has gone (then runs it, in a later
+   * microtask even when none was held): a reply that waits for its change to be committed keeps
+   * its place, while the session goes on reading frames.
    */
   inTurn(send: () => Promise<void> | void): Promise<void> {
     this.#held++;
