@@ -13,6 +13,7 @@ import {
   SessionKnownServers,
   TtyTerminal,
 } from "./lib/client/mod.ts";
+import { wrapWords } from "./lib/client/text_width.ts";
 import type { TtyDevice } from "./lib/client/tty_terminal.ts";
 import { UdpSocket } from "./lib/p2p/mod.ts";
 import { isExit } from "./lib/shared/cli.ts";
@@ -48,6 +49,21 @@ function stdinTerminal(): TtyDevice {
   };
 }
 
+/**
+ * Prints a message on stderr; on a terminal, broken between words to its width (the terminal's
+ * own wrapping would split words, fingerprints included).
+ */
+function warn(message: string): void {
+  if (!Deno.stderr.isTerminal()) return console.error(message);
+  let columns = 80;
+  try {
+    columns = Deno.consoleSize().columns;
+  } catch {
+    // Not measurable (stdout is not a terminal): a common width.
+  }
+  console.error(wrapWords(message, columns));
+}
+
 async function main(): Promise<number> {
   const args = parseClientArgs(Deno.args);
   if (isExit(args)) {
@@ -59,14 +75,14 @@ async function main(): Promise<number> {
   const canRead = Deno.permissions.querySync({ name: "read", path: args.downloadDir }).state ===
     "granted";
   if (canRead && !(await Deno.stat(args.downloadDir).then((i) => i.isDirectory, () => false))) {
-    console.error(`Download directory ${args.downloadDir} does not exist or is not a directory`);
+    warn(`Download directory ${args.downloadDir} does not exist or is not a directory`);
     return 2;
   }
   let udp: UdpSocket;
   try {
     udp = new UdpSocket({ hostname: "0.0.0.0", port: args.udpPort });
   } catch (error) {
-    console.error(`Cannot listen on UDP port ${args.udpPort}: ${(error as Error).message}`);
+    warn(`Cannot listen on UDP port ${args.udpPort}: ${(error as Error).message}`);
     return 1;
   }
   let ca: string | undefined;
@@ -74,12 +90,12 @@ async function main(): Promise<number> {
     try {
       ca = await Deno.readTextFile(args.ca);
     } catch (error) {
-      console.error(`Cannot read --ca ${args.ca}: ${(error as Error).message}`);
+      warn(`Cannot read --ca ${args.ca}: ${(error as Error).message}`);
       udp.close();
       return 2;
     }
     if (!derFromPem(ca)) {
-      console.error(`--ca ${args.ca} holds no PEM certificate`);
+      warn(`--ca ${args.ca} holds no PEM certificate`);
       udp.close();
       return 2;
     }
@@ -88,10 +104,10 @@ async function main(): Promise<number> {
   const pinFile = knownServersPath((name) => Deno.env.get(name));
   const knownServers = new SessionKnownServers(
     pinFile === undefined ? undefined : new FileKnownServers(pinFile),
-    (message) => console.error(message),
+    (message) => warn(message),
   );
   if (pinFile === undefined && !args.noTls) {
-    console.error(
+    warn(
       "Cannot find the configuration directory (neither XDG_CONFIG_HOME nor HOME is set or " +
         "readable): server certificates are remembered for this session only.",
     );
@@ -102,14 +118,14 @@ async function main(): Promise<number> {
     port: args.serverPort,
     knownServers,
     ...(ca !== undefined ? { ca, caName: args.ca! } : {}),
-    notify: (message) => console.error(message),
+    notify: (message) => warn(message),
     plain: args.noTls,
   });
   let conn: Connection;
   try {
     conn = await connect();
   } catch (error) {
-    console.error(
+    warn(
       error instanceof TransportError
         ? error.message
         : `Unable to connect to server ${args.serverHost}:${args.serverPort}: ${

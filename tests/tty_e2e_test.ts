@@ -12,6 +12,7 @@ import {
 } from "../testing/programs.ts";
 import { tempDir } from "../testing/temp_dir.ts";
 import { COMMAND_PROMPT } from "../lib/shared/commands.ts";
+import { pinnedNotice } from "../lib/client/tls_connect.ts";
 import { hasTmux, startTmux } from "../testing/tmux.ts";
 
 const CREDENTIALS = "yoda jedi\nvader sithlord\n";
@@ -37,6 +38,28 @@ Deno.test({
     await tmux.type(`XDG_CONFIG_HOME='${dir.path}' '${CLIENT_BIN}' 127.0.0.1 ${server.port} 0`);
     await tmux.keys("Enter");
     await tmux.waitFor((text) => text.endsWith("Username:"), "the username prompt");
+    // The notice of the pinned certificate is broken between words to the width, not mid-word by
+    // the terminal: every word on screen is one of the notice's (the fingerprint, too wide for a
+    // row, is broken after a colon).
+    const fingerprint = /fingerprint: ([0-9A-F:]+)/.exec(server.program.stdout)![1]!;
+    const notice = pinnedNotice({
+      server: `127.0.0.1:${server.port}`,
+      fingerprint,
+      where: `${dir.path}/toom/known_servers`,
+      persistent: true,
+    });
+    const rows = await tmux.rows();
+    const shown = rows.slice(
+      rows.findIndex((row) => row.startsWith("First connection to ")),
+      rows.findIndex((row) => row.startsWith("Username:")),
+    );
+    assert.ok(shown.length >= 3, rows.join("\n"));
+    const words = new Set(notice.split(/\s+/));
+    for (const word of shown.join(" ").split(/\s+/).filter(Boolean)) {
+      const pieceOfFingerprint = fingerprint.includes(word) &&
+        (word.endsWith(":") || fingerprint.endsWith(word));
+      assert.ok(words.has(word) || pieceOfFingerprint, `"${word}" in\n${shown.join("\n")}`);
+    }
     await tmux.type("yoda");
     await tmux.keys("Enter");
     await tmux.waitFor((text) => text.endsWith("Password:"), "the password prompt");

@@ -139,3 +139,53 @@ export function fitWidth(text: string, columns: number): string {
   }
   return out + "…";
 }
+
+/**
+ * `text` with every line that is wider than `columns` broken at spaces, each continuation indented
+ * as its line began; a word too wide for a line (a fingerprint) is broken after a colon, or else
+ * at the edge. For messages printed straight to a terminal, so that no word is split by the
+ * terminal's own wrapping. Narrow terminals (under 20 columns) get the text as it is.
+ */
+export function wrapWords(text: string, columns: number): string {
+  if (columns < 20) return text;
+  return text.split("\n").map((line) => wrapLine(line, columns)).join("\n");
+}
+
+function wrapLine(line: string, columns: number): string {
+  if (textWidth(line) <= columns) return line;
+  const indent = /^ */.exec(line)![0];
+  const lines: string[] = [];
+  let current = "";
+  for (const word of line.slice(indent.length).split(" ")) {
+    const next = current === "" ? word : `${current} ${word}`;
+    if (textWidth(indent + next) <= columns) {
+      current = next;
+      continue;
+    }
+    if (current !== "") lines.push(indent + current);
+    current = word;
+    // A word wider than a line on its own.
+    while (textWidth(indent + current) > columns) {
+      const cut = breakAt(current, columns - indent.length);
+      lines.push(indent + current.slice(0, cut));
+      current = current.slice(cut);
+    }
+  }
+  if (current !== "") lines.push(indent + current);
+  return lines.join("\n");
+}
+
+/** Where to break a word too wide for `columns`: after its last colon that fits, or at the edge. */
+function breakAt(word: string, columns: number): number {
+  let width = 0;
+  let index = 0;
+  let afterColon = 0;
+  for (const char of word) {
+    const w = charWidth(char.codePointAt(0)!);
+    if (width + w > columns) break;
+    width += w;
+    index += char.length;
+    if (char === ":") afterColon = index;
+  }
+  return Math.max(afterColon || index, 1);
+}
