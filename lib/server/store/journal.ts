@@ -74,6 +74,14 @@ export function emptyContents(): StoreContents {
   return { blocks: [], mail: [], seen: [], lockouts: [], accounts: [], board: [] };
 }
 
+/** A storage that cannot be used: the message says which (a path, a database URL) and why. */
+export class StorageError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "StorageError";
+  }
+}
+
 /** Where changes are written down, and what was there when the server started. */
 export interface Storage extends Journal {
   readonly contents: StoreContents;

@@ -6,12 +6,22 @@
  * that promises something is sent only after it is on the disk.
  */
 import { DatabaseSync } from "node:sqlite";
-import { setImmediate } from "node:timers";
 import type { Clock } from "../../shared/clock.ts";
 import type { Logger } from "../../shared/logger.ts";
-import type { Change, MailRecord, PostRecord, Storage, StoreContents } from "./journal.ts";
+import { GroupCommit } from "./group_commit.ts";
+import {
+  type Change,
+  type MailRecord,
+  type PostRecord,
+  type Storage,
+  StorageError,
+  type StoreContents,
+} from "./journal.ts";
 import { APPLICATION_ID, MIGRATIONS, SCHEMA_VERSION, TABLES } from "./schema.ts";
-import { SqliteWriter, type SqlValue, type Step } from "./sqlite_writer.ts";
+import type { Statement, StatementName } from "./statements.ts";
+import { SqliteWriter } from "./sqlite_writer.ts";
+
+export { StorageError };
 
 /** The database file's name in the server's directory. */
 export const DATABASE_FILE = "toom.db";
@@ -23,22 +33,6 @@ export const DATABASE_FILE = "toom.db";
  */
 export type SyncMode = "full" | "normal";
 
-/** How long a noted change may wait for a commit to ride along with. */
-const NOTE_DELAY_MS = 100;
-
-const ignore = () => {};
-
-/** How often an idle store notes that the server is alive (for users a killed run had online). */
-const ALIVE_EVERY_MS = 10_000;
-
-/** A database that cannot be used: the message says which file and why. */
-export class StorageError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = "StorageError";
-  }
-}
-
 /** Options of {@linkcode openSqliteStorage}. */
 export interface SqliteOptions {
   clock: Clock;
@@ -46,12 +40,6 @@ export interface SqliteOptions {
   sync?: SyncMode;
   /** Hears of commits that failed (at most one warning a minute). */
   logger?: Logger;
-}
-
-interface Pending {
-  change: Change;
-  resolve: () => void;
-  reject: (error: unknown) => void;
 }
 
 /**
@@ -175,8 +163,8 @@ function rollback(db: DatabaseSync): void {
   }
 }
 
-/** The statements changes become, by name; the writer thread prepares them once. */
-const SQL = {
+/** The SQL text of each statement changes become; the writer thread prepares them once. */
+const SQL: Record<StatementName, string> = {
   block: "INSERT OR IGNORE INTO blocks (by_user, other) VALUES (?, ?)",
   unblock: "DELETE FROM blocks WHERE by_user = ? AND other = ?",
   mail: "INSERT INTO mail (id, to_user, from_user, line, ref, time) VALUES (?, ?, ?, ?, ?, ?)",
@@ -193,76 +181,20 @@ const SQL = {
   offline: "DELETE FROM online WHERE user = ?",
   alive: "INSERT OR REPLACE INTO meta (key, value) VALUES ('alive', ?)",
 };
-type SqlName = keyof typeof SQL;
-const NAMES = Object.keys(SQL) as SqlName[];
+const NAMES = Object.keys(SQL) as StatementName[];
 const INDEX = Object.fromEntries(NAMES.map((name, index) => [name, index])) as Record<
-  SqlName,
+  StatementName,
   number
 >;
 
-function step(name: SqlName, ...params: SqlValue[]): Step {
-  return [INDEX[name], params];
-}
-
-/** The statements that record `change`. */
-function steps(change: Change): Step[] {
-  switch (change.t) {
-    case "block":
-      return [step("block", change.by, change.other)];
-    case "unblock":
-      return [step("unblock", change.by, change.other)];
-    case "mail": {
-      const { id, to, from, line, ref, time } = change.mail;
-      return [step("mail", id, to, from, line, ref, time)];
-    }
-    case "delivered":
-      return change.ids.map((id) => step("delivered", id));
-    case "seen":
-      return [step("seen", change.user, change.time)];
-    case "lockout":
-      return change.failures === 0 && change.until === 0
-        ? [step("unlock", change.user)]
-        : [step("lockout", change.user, change.failures, change.until)];
-    case "account":
-      return [step("account", change.user, change.secret)];
-    case "account-done":
-      return [step("accountDone", change.user)];
-    case "post": {
-      const { id, author, text, time, edited } = change.post;
-      return [step("post", id, author, text, time, edited ? 1 : 0)];
-    }
-    case "unpost":
-      return [step("unpost", change.id)];
-    case "clear-board":
-      return [step("clearBoard")];
-    case "online":
-      return [step("online", change.user, change.time)];
-    case "offline":
-      return [step("offline", change.user)];
-  }
-}
-
 /**
  * toom.db: what it held at start, and the journal that writes changes to it. Changes are
- * committed by a writer thread, one batch at a time: what is recorded while a batch is being
- * committed goes into the next one (group commit), and each change's promise settles with the
- * commit that holds it.
+ * committed in groups (group_commit.ts) by a writer thread: what is recorded while a batch is
+ * being committed goes into the next one, and each change's promise settles with its commit.
  */
 export class SqliteStorage implements Storage {
   readonly contents: StoreContents;
-  readonly #clock: Clock;
-  readonly #writer: SqliteWriter;
-  #pending: Pending[] = [];
-  #scheduled = false;
-  /** The commit in flight, if any. */
-  #inFlight: Promise<void> | undefined;
-  #closed = false;
-  readonly #alive: ReturnType<typeof setInterval>;
-  /** Commits noted changes when nothing else has by then. */
-  #noteTimer: ReturnType<typeof setTimeout> | undefined;
-  readonly #logger: Logger | undefined;
-  #lastWarning: number | undefined;
-  readonly #owner: Deno.FsFile;
+  readonly #journal: GroupCommit;
 
   /**
    * Reads `db` (then closed) and hands the file to a writer thread with `pragmas`; `owner` holds
@@ -275,94 +207,34 @@ export class SqliteStorage implements Storage {
     pragmas: string[],
     owner: Deno.FsFile,
   ) {
-    this.#owner = owner;
-    this.#clock = options.clock;
-    this.#logger = options.logger;
     try {
       this.contents = load(db, options.clock);
     } finally {
       db.close();
     }
-    this.#writer = new SqliteWriter(location, pragmas, NAMES.map((name) => SQL[name]));
-    this.#alive = setInterval(() => this.#touch(), ALIVE_EVERY_MS);
-    Deno.unrefTimer(this.#alive);
+    const writer = new SqliteWriter(location, pragmas, NAMES.map((name) => SQL[name]));
+    const committer = {
+      commit: (statements: Statement[]) =>
+        writer.commit(statements.map(([name, params]) => [INDEX[name], params])),
+      async close() {
+        await writer.close().catch(() => {});
+        owner.close();
+      },
+    };
+    this.#journal = new GroupCommit(committer, { ...options, location });
   }
 
   note(change: Change): void {
-    if (this.#closed) return;
-    this.#pending.push({ change, resolve: ignore, reject: ignore });
-    if (this.#scheduled || this.#inFlight || this.#noteTimer !== undefined) return;
-    this.#noteTimer = setTimeout(() => {
-      this.#noteTimer = undefined;
-      this.#flush();
-    }, NOTE_DELAY_MS);
+    this.#journal.note(change);
   }
 
   record(change: Change): Promise<void> {
-    if (this.#closed) return Promise.reject(new StorageError(`${this.location} is closed`));
-    return new Promise((resolve, reject) => {
-      this.#pending.push({ change, resolve, reject });
-      if (this.#scheduled || this.#inFlight) return;
-      this.#scheduled = true;
-      // Everything recorded until the event loop has handled the input at hand goes into the same
-      // commit (setImmediate runs after that; a zero timeout would wait a millisecond or more).
-      setImmediate(() => {
-        this.#scheduled = false;
-        this.#flush();
-      });
-    });
-  }
-
-  /** Sends what is pending as one commit; when it is done, the next (gathered meanwhile). */
-  #flush(): void {
-    if (this.#inFlight || this.#pending.length === 0) return;
-    const batch = this.#pending;
-    this.#pending = [];
-    const commit = this.#writer.commit([
-      ...batch.flatMap(({ change }) => steps(change)),
-      step("alive", String(this.#clock.now())),
-    ]);
-    this.#inFlight = commit.then(
-      () => {
-        for (const { resolve } of batch) resolve();
-      },
-      (error) => {
-        this.#warn(error);
-        for (const { reject } of batch) reject(error);
-      },
-    ).finally(() => {
-      this.#inFlight = undefined;
-      this.#flush();
-    });
-  }
-
-  /** Tells the operator a commit failed, at most once a minute (the users are told each time). */
-  #warn(error: unknown): void {
-    const now = this.#clock.now();
-    if (this.#lastWarning !== undefined && now - this.#lastWarning < 60_000) return;
-    this.#lastWarning = now;
-    this.#logger?.warn(
-      `Could not write ${this.location}: ${error} (what needs it is refused meanwhile; every later change tries again)`,
-    );
-  }
-
-  /** Notes that the server is alive, when nothing else is being written. */
-  #touch(): void {
-    if (this.#closed || this.#scheduled || this.#inFlight) return;
-    // A failure is reported to whoever commits next.
-    this.#writer.commit([step("alive", String(this.#clock.now()))]).catch(() => {});
+    return this.#journal.record(change);
   }
 
   /** Commits what is pending and closes the file. */
-  async close(): Promise<void> {
-    if (this.#closed) return;
-    this.#closed = true;
-    clearInterval(this.#alive);
-    clearTimeout(this.#noteTimer);
-    this.#flush();
-    while (this.#inFlight) await this.#inFlight;
-    await this.#writer.close().catch(() => {});
-    this.#owner.close();
+  close(): Promise<void> {
+    return this.#journal.close();
   }
 }
 

@@ -3,9 +3,7 @@
  * server's event loop never waits for the disk: while one batch is being committed (and synced),
  * the server goes on handling input and gathers the next batch.
  */
-
-/** A value a statement may be given. */
-export type SqlValue = string | number | null;
+import type { SqlValue } from "./statements.ts";
 
 /** One statement to run: its index in the writer's statement list, and its parameters. */
 export type Step = [statement: number, params: SqlValue[]];
