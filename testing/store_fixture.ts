@@ -1,15 +1,18 @@
 /**
- * Stores for tests: a Store (lib/server/store/store.ts) over memory files and a fake clock, on
- * either storage (memory, or toom.db in a temporary directory). Both are disposable, so a failing
- * test still closes every database it opened and removes its directory.
+ * Stores for tests: a Store (lib/server/store/store.ts) over memory files and a fake clock, on any
+ * storage (memory, toom.db in a temporary directory, or a fresh database on the test file's
+ * throwaway PostgreSQL server). All are disposable, so a failing test still closes every database
+ * it opened and removes its directory.
  */
 import { MemoryFiles } from "../lib/server/files.ts";
 import { HashPool } from "../lib/server/hash_pool.ts";
 import { memoryStorage, type Storage } from "../lib/server/store/journal.ts";
+import { openPostgresStorage } from "../lib/server/store/postgres.ts";
 import { DATABASE_FILE, openSqliteStorage } from "../lib/server/store/sqlite.ts";
 import { buildStore, type Store, type StoreConfig } from "../lib/server/store/store.ts";
 import { FakeClock } from "../lib/shared/clock.ts";
 import { MemoryLogger } from "../lib/shared/logger.ts";
+import { postgresAvailable, sharedPostgres } from "./postgres.ts";
 import { CREDENTIALS } from "./server_fixture.ts";
 import { tempDir } from "./temp_dir.ts";
 
@@ -116,7 +119,33 @@ export async function storeDir(): Promise<StoreDir> {
   };
 }
 
-/** The two storages every store contract test runs against. */
+/** A fresh database on the test file's PostgreSQL server; disposing it closes its stores. */
+export interface StoreDatabase extends AsyncDisposable {
+  /** Its URL. */
+  readonly url: string;
+  /** Opens a storage on it (on `options.clock`, or a fake clock of its own) and a store on that. */
+  open(options?: TestStoreOptions): Promise<TestStore>;
+}
+
+/** Makes a fresh database on the test file's shared throwaway PostgreSQL server. */
+export async function storeDatabase(): Promise<StoreDatabase> {
+  const url = await (await sharedPostgres()).createDatabase();
+  const opened: TestStore[] = [];
+  return {
+    url,
+    async open(options = {}) {
+      const clock = options.clock ?? new FakeClock();
+      const store = testStore(await openPostgresStorage(url, { clock }), { ...options, clock });
+      opened.push(store);
+      return store;
+    },
+    async [Symbol.asyncDispose]() {
+      for (const store of opened) await store.close();
+    },
+  };
+}
+
+/** The storages every store contract test runs against. */
 export const STORAGES: ReadonlyArray<{
   name: string;
   ignore: boolean;
@@ -140,6 +169,15 @@ export const STORAGES: ReadonlyArray<{
         await dir[Symbol.asyncDispose]();
         throw error;
       }
+    },
+  },
+  {
+    name: "postgres",
+    ignore: !postgresAvailable(),
+    async make(options) {
+      const database = await storeDatabase();
+      const opened = await database.open(options);
+      return { ...opened, [Symbol.asyncDispose]: () => database[Symbol.asyncDispose]() };
     },
   },
 ];

@@ -1,13 +1,16 @@
 /**
  * The Store contract (lib/server/store/store.ts): every rule its sections promise, run against
- * each storage, in memory and on toom.db. What must survive a restart is in sqlite_store_test.ts.
+ * each storage: in memory, on toom.db and on PostgreSQL. What must survive a restart is in
+ * sqlite_store_test.ts and postgres_store_test.ts.
  */
 import assert from "node:assert/strict";
 import { formatTimestamp } from "../../lib/shared/timestamp.ts";
 import { CommandError } from "../../lib/shared/errors.ts";
+import { postgresTests } from "../../testing/postgres.ts";
 import { sqliteTests, STORAGES } from "../../testing/store_fixture.ts";
 
 sqliteTests("Store contract tests on SQLite");
+postgresTests("Store contract tests on PostgreSQL");
 
 for (const { name, ignore, make } of STORAGES) {
   const test = (title: string, fn: () => Promise<void>) =>
