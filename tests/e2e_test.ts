@@ -455,7 +455,13 @@ Deno.test({
     await yoda.type("MSG still here");
     await yoda.waitFor(/Message #1 posted at /);
     const before = [await server.read("userlog.txt"), await server.read("messagelog.txt")];
-    await using second = new Program(SERVER_BIN, [String(server.port), "3"], { cwd: server.dir });
+    // Data of its own: in the first one's, it would stop at toom.db being in use
+    // (tests/store_start_test.ts), before trying the port.
+    await using second = new Program(
+      SERVER_BIN,
+      [String(server.port), "3", "--data-dir", "second"],
+      { cwd: server.dir },
+    );
     assert.equal(await second.exit(), 1);
     assert.match(second.stderr, /Cannot listen on 0\.0\.0\.0:\d+/);
     assert.deepEqual(
