@@ -26,6 +26,16 @@ export class LastSeen {
     this.#journal.note({ t: "online", user, time });
   }
 
+  /**
+   * Applies a `seen` change another node made (lib/server/store/replica.ts): `user` last left at
+   * `time`, not written down again. `online` and `offline` change nothing here: they are the
+   * storage's record of who a killed run left online, and the time comes with the `seen` that
+   * follows every `offline`.
+   */
+  applySeen(user: string, time: number): void {
+    this.#times.set(user, time);
+  }
+
   /** `user` left at `time` (noted). */
   left(user: string, time: number): void {
     this.#times.set(user, time);

@@ -63,6 +63,18 @@ export class LoginGuard {
     await this.#save(username);
   }
 
+  /**
+   * Applies a `lockout` change another node made (lib/server/store/replica.ts): `user`'s count and
+   * lockout become the recorded values (absolute, so applying one twice is the same as once), and
+   * are not written down again. Both 0 forgets the user, as at start.
+   */
+  applyLockout({ user, failures, until }: LockoutRecord): void {
+    if (failures > 0) this.#failures.set(user, failures);
+    else this.#failures.delete(user);
+    if (until > 0) this.#lockedUntil.set(user, until);
+    else this.#lockedUntil.delete(user);
+  }
+
   #save(user: string): Promise<void> {
     const failures = this.#failures.get(user) ?? 0;
     const until = this.#lockedUntil.get(user) ?? 0;

@@ -43,6 +43,8 @@ export class Mailbox {
   readonly #queues = new Map<string, StoredMessage[]>();
   /** Ids of messages put and not yet written down. */
   readonly #unwritten = new Set<number>();
+  /** Ids taken by `take` and not yet delivered or put back: a `mail` applied again stays out. */
+  readonly #out = new Set<number>();
   readonly #journal: Journal;
   readonly #clock: Clock;
   #nextId = 1;
@@ -119,6 +121,7 @@ export class Mailbox {
     const left = queue.filter((message) => this.#unwritten.has(message.id));
     if (left.length > 0) this.#queues.set(to, left);
     else this.#queues.delete(to);
+    for (const message of ready) this.#out.add(message.id);
     return ready;
   }
 
@@ -128,13 +131,43 @@ export class Mailbox {
    */
   delivered(messages: StoredMessage[]): void {
     if (messages.length === 0) return;
+    for (const message of messages) this.#out.delete(message.id);
     this.#journal.note({ t: "delivered", ids: messages.map((message) => message.id) });
   }
 
   /** Messages taken by `take` did not reach their recipient: they wait again, first in line. */
   putBack(to: string, messages: StoredMessage[]): void {
     if (messages.length === 0) return;
+    for (const message of messages) this.#out.delete(message.id);
     this.#queues.set(to, [...messages, ...(this.#queues.get(to) ?? [])]);
+  }
+
+  /**
+   * Applies a `mail` change another node made (lib/server/store/replica.ts): the message waits
+   * here too, with its id and ref, after those applied before it (the log's order is the order
+   * they were put in), and this mailbox's own ids continue past it. It is not written down again,
+   * and the limits are not checked again: its node checked them. A message already waiting, or
+   * taken and not yet delivered, is not added twice.
+   */
+  applyMail({ id, to, from, line, ref }: MailRecord): void {
+    this.#nextId = Math.max(this.#nextId, id + 1);
+    if (this.#out.has(id) || this.#queues.get(to)?.some((message) => message.id === id)) return;
+    this.#queue(to).push({ id, from, line, ref });
+  }
+
+  /**
+   * Applies a `delivered` change another node made: those messages reached their recipient
+   * there, so they are gone here too (not written down again). Ids no longer here are skipped.
+   */
+  applyDelivered(ids: readonly number[]): void {
+    const gone = new Set(ids);
+    for (const id of ids) this.#out.delete(id);
+    for (const [to, queue] of this.#queues) {
+      const left = queue.filter((message) => !gone.has(message.id));
+      if (left.length === queue.length) continue;
+      if (left.length > 0) this.#queues.set(to, left);
+      else this.#queues.delete(to);
+    }
   }
 
   /** How many messages wait for `to`. */

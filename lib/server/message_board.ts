@@ -173,6 +173,42 @@ export class MessageBoard {
     return this.#takingBack;
   }
 
+  /**
+   * Applies a `post` change another node made (lib/server/store/replica.ts): a new message takes
+   * its place in id order, and this board's own ids continue past it; an id already here is an
+   * edit, and takes the recorded text, time and flag. It is not written down again. The state
+   * changes at once; the promise settles once messagelog.txt has been rewritten to match.
+   */
+  applyPost({ id, author, text, time, edited }: PostRecord): Promise<void> {
+    this.#nextId = Math.max(this.#nextId, id + 1);
+    const message = { id, author, text, time, edited };
+    const at = this.#messages.findIndex((other) => other.id >= id);
+    if (at < 0) this.#messages.push(message);
+    else if (this.#messages[at]!.id === id) Object.assign(this.#messages[at]!, message);
+    else this.#messages.splice(at, 0, message);
+    return this.#rewrite();
+  }
+
+  /**
+   * Applies an `unpost` change another node made: message `id` is gone and the later ones move up
+   * a number. An id no longer here changes nothing. Settles as `applyPost` does.
+   */
+  applyUnpost(id: number): Promise<void> {
+    const at = this.#messages.findIndex((message) => message.id === id);
+    if (at < 0) return Promise.resolve();
+    this.#messages.splice(at, 1);
+    return this.#rewrite();
+  }
+
+  /**
+   * Applies a `clear-board` change another node made: the board is empty. Its ids still continue
+   * past every message it had, so a message posted here later is never taken for an old one.
+   */
+  applyClear(): Promise<void> {
+    this.#messages.length = 0;
+    return this.#rewrite();
+  }
+
   /** Every message whose current timestamp is strictly later than `time`, oldest first. */
   since(time: number): NumberedMessage[] {
     return this.#messages

@@ -53,6 +53,21 @@ export class Relations {
     return true;
   }
 
+  /**
+   * Applies a `block` change another node made (lib/server/store/replica.ts): the block holds here
+   * too, and is not written down again. Applying it twice is the same as once.
+   */
+  applyBlock(blocker: string, other: string): void {
+    this.#set(blocker).add(other);
+  }
+
+  /** Applies an `unblock` change another node made, as `applyBlock` does a block. */
+  applyUnblock(blocker: string, other: string): void {
+    const set = this.#blocked.get(blocker);
+    set?.delete(other);
+    if (set?.size === 0) this.#blocked.delete(blocker);
+  }
+
   /** Whether `blocker` has blocked `other`. */
   hasBlocked(blocker: string, other: string): boolean {
     return this.#blocked.get(blocker)?.has(other) ?? false;
