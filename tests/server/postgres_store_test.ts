@@ -256,7 +256,10 @@ test("three servers opening a fresh database at once all start; it is laid out o
     url,
     "SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY tablename",
   );
-  assert.deepEqual(tables.map((row) => row.tablename), [...TABLES, PG_VERSION_TABLE].sort());
+  assert.deepEqual(
+    tables.map((row) => row.tablename),
+    [...TABLES, "changes", PG_VERSION_TABLE].sort(),
+  );
 });
 
 test("a database laid out by a newer server is refused and left as it was", async () => {

@@ -42,6 +42,11 @@ export const PG_MIGRATIONS: readonly string[] = [
      time bigint NOT NULL, edited boolean NOT NULL
    );
    CREATE TABLE online ("user" text PRIMARY KEY, time bigint NOT NULL);`,
+  // 2: the cluster's change log (lib/server/cluster/change_log.ts): every change, in one order.
+  `CREATE TABLE changes (
+     seq bigserial PRIMARY KEY, node text NOT NULL, change jsonb NOT NULL,
+     at timestamptz NOT NULL DEFAULT now()
+   );`,
 ];
 
 /** The version this server writes. */
