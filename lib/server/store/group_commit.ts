@@ -18,8 +18,11 @@ export const ALIVE_EVERY_MS = 10_000;
 
 /** How one database commits a batch and lets go of itself. */
 export interface Committer {
-  /** Runs `statements` in one transaction; resolves once it is committed, rejects if not. */
-  commit(statements: Statement[]): Promise<void>;
+  /**
+   * Runs `statements` in one transaction; resolves once it is committed, rejects if not.
+   * `changes` are the changes they record, in order, for a committer that also logs them.
+   */
+  commit(statements: Statement[], changes: readonly Change[]): Promise<void>;
   /** Lets go of the database; called once, after the last commit has settled. */
   close(): Promise<void>;
 }
@@ -99,7 +102,7 @@ export class GroupCommit implements Journal {
     const commit = this.#committer.commit([
       ...batch.flatMap(({ change }) => statementsOf(change)),
       aliveAt(this.#clock.now()),
-    ]);
+    ], batch.map(({ change }) => change));
     this.#settle(commit.then(
       () => {
         for (const { resolve } of batch) resolve();
@@ -133,7 +136,7 @@ export class GroupCommit implements Journal {
   #touch(): void {
     if (this.#closed || this.#scheduled || this.#inFlight) return;
     // A failure here says nothing a user waits for; the next change tries again and is told.
-    this.#settle(this.#committer.commit([aliveAt(this.#clock.now())]).catch(ignore));
+    this.#settle(this.#committer.commit([aliveAt(this.#clock.now())], []).catch(ignore));
   }
 
   /** Commits what is pending and lets go of the database. */

@@ -7,6 +7,7 @@
  * once its transaction is committed.
  */
 import postgres from "postgres";
+import { appendChanges } from "../cluster/change_log.ts";
 import type { Clock } from "../../shared/clock.ts";
 import type { Logger } from "../../shared/logger.ts";
 import { GroupCommit } from "./group_commit.ts";
@@ -27,6 +28,12 @@ export interface PostgresOptions {
   logger?: Logger;
   /** How long to wait for a connection before giving up, in seconds. Default 10. */
   connectTimeout?: number;
+  /**
+   * The cluster node this storage writes for: when given, every committed batch also appends its
+   * changes to the change log under this id, in the same transaction (appendChanges in
+   * lib/server/cluster/change_log.ts). Without it nothing is logged.
+   */
+  logChangesAs?: string;
 }
 
 type Sql = postgres.Sql;
@@ -192,12 +199,21 @@ export class PostgresStorage implements Storage {
     readonly contents: StoreContents,
     options: PostgresOptions,
   ) {
+    const node = options.logChangesAs;
     const committer = {
-      async commit(statements: Statement[]) {
-        // The statements are sent together, without waiting for each answer in turn.
-        await sql.begin((tx) =>
-          statements.map(([name, params]) => tx.unsafe(SQL[name], params, { prepare: true }))
-        );
+      async commit(statements: Statement[], changes: readonly Change[]) {
+        // The statements are sent together, without waiting for each answer in turn; the log
+        // entries follow them, so a batch whose writes fail appends nothing.
+        await sql.begin((tx) => {
+          // A query is sent when it is first awaited or executed: these go first, in order.
+          const writes: Promise<unknown>[] = statements.map(([name, params]) =>
+            tx.unsafe(SQL[name], params, { prepare: true }).execute()
+          );
+          if (node !== undefined && changes.length > 0) {
+            writes.push(appendChanges(tx, node, changes));
+          }
+          return writes;
+        });
       },
       close: () => sql.end({ timeout: 5 }),
     };

@@ -1,0 +1,260 @@
+/**
+ * The cluster's change log (docs/CLUSTER.md): one PostgreSQL table `changes` in which every
+ * change to shared state gets its place, `seq`, and which every node follows in `seq` order.
+ *
+ * - {@linkcode appendChanges} runs inside the transaction that writes the changes to the other
+ *   tables (the PostgreSQL storage does it on every commit when opened with `logChangesAs`) and
+ *   sends one NOTIFY on {@linkcode CHANGES_CHANNEL} with the last `seq`, which PostgreSQL
+ *   delivers only once the transaction has committed.
+ * - {@linkcode ChangeTail} follows the log from a given `seq` and hands each change on once, in
+ *   order, waking on those notifications and on a failsafe timer.
+ * - {@linkcode pruneChanges} deletes what every live node has passed.
+ *
+ * `seq` order is commit order: appending takes a transaction-level advisory lock, so appending
+ * transactions take their numbers one after another and commit in that order. Without it, a
+ * transaction could take seq 5, commit after another one's seq 6, and a node that had read 6
+ * would never read 5.
+ *
+ * @module
+ */
+import type postgres from "postgres";
+import type { Logger } from "../../shared/logger.ts";
+import type { Change } from "../store/journal.ts";
+import type { Bus, Unsubscribe } from "./bus.ts";
+import { SYSTEM_TICK_CLOCK, type TickClock } from "./liveness.ts";
+import { notifyInTransaction } from "./postgres_bus.ts";
+
+/** The channel on which each appending transaction announces its last `seq`, at commit. */
+export const CHANGES_CHANNEL = "toom_changes";
+
+/**
+ * The advisory lock key (single-key form) held by an appending transaction until it ends: 'TOOML'
+ * in ASCII, apart from the layout lock ('TOOM') and the node locks (two-key form).
+ */
+export const CHANGE_LOG_LOCK = 0x544f4f4d4c;
+
+/** How often a tail reads the log when no notification woke it, unless told otherwise. */
+export const DEFAULT_TAIL_INTERVAL_MS = 1_000;
+
+/** How many changes a tail reads at a time, unless told otherwise. */
+export const DEFAULT_TAIL_BATCH = 100;
+
+/** One entry of the log. */
+export interface LoggedChange {
+  seq: number;
+  /** The node whose commit appended it. */
+  node: string;
+  change: Change;
+}
+
+/**
+ * Appends `changes`, in order, to the log as node `node`'s, inside the transaction `tx`, and
+ * queues one notification on {@linkcode CHANGES_CHANNEL} carrying the last `seq`. Returns that
+ * `seq`, or undefined for no changes (nothing is appended or sent). Holds
+ * {@linkcode CHANGE_LOG_LOCK} until `tx` ends, so call it last in the transaction: other nodes'
+ * appends wait for the commit.
+ */
+export async function appendChanges(
+  tx: postgres.TransactionSql,
+  node: string,
+  changes: readonly Change[],
+): Promise<number | undefined> {
+  if (changes.length === 0) return undefined;
+  // Sent as text: given as jsonb, the driver would encode the JSON text again, as a string.
+  const given = JSON.stringify(changes);
+  // Sent together; the lock is granted before the insert takes its numbers.
+  const [, rows] = await Promise.all([
+    tx.unsafe(`select pg_advisory_xact_lock(${CHANGE_LOG_LOCK})`),
+    tx`insert into changes (node, change)
+      select ${node}, value
+        from jsonb_array_elements(${given}::text::jsonb) with ordinality as given (value, n)
+        order by n
+      returning seq`,
+  ]);
+  // bigint comes back as text.
+  const last = Math.max(...rows.map((row) => Number(row.seq)));
+  await notifyInTransaction(tx, CHANGES_CHANNEL, String(last));
+  return last;
+}
+
+/** The first `limit` entries after `after`, in `seq` order. */
+export async function readChanges(
+  sql: postgres.Sql,
+  after: number,
+  limit: number,
+): Promise<LoggedChange[]> {
+  const rows = await sql`select seq, node, change::text as change from changes
+    where seq > ${after} order by seq limit ${limit}`;
+  return rows.map((row) => ({
+    seq: Number(row.seq),
+    node: row.node as string,
+    change: JSON.parse(row.change as string) as Change,
+  }));
+}
+
+/**
+ * Deletes the entries up to and including `upTo`; returns how many went. The caller decides
+ * `upTo`: at most the `lastSeq` of every live node's tail (a node that starts later loads the
+ * tables and follows the log from the `seq` they reflect, so it needs nothing older). A tail still
+ * behind `upTo` would miss what was deleted without knowing it.
+ */
+export async function pruneChanges(sql: postgres.Sql, upTo: number): Promise<number> {
+  const result = await sql`delete from changes where seq <= ${upTo}`;
+  return result.count;
+}
+
+/** What a tail hands on, from where, and how often it looks. */
+export interface ChangeTailOptions {
+  /**
+   * Takes each change after `after`, once, in `seq` order; never called again before the
+   * promise it returns settles. A call that throws or rejects is logged, and the change counts
+   * as handed on (the tail does not stop on it or hand it on again).
+   */
+  onChange: (seq: number, node: string, change: Change) => void | Promise<void>;
+  /** The last `seq` already applied: the tail starts after it. Default 0 (the whole log). */
+  after?: number;
+  /** A node whose changes are passed over (not handed on; `lastSeq` still moves past them). */
+  skipNode?: string;
+  /** How many changes to read at a time (default 100). */
+  batchSize?: number;
+  /** The failsafe: read this often even without a notification (default 1 s). */
+  intervalMs?: number;
+  clock?: TickClock;
+  /** Hears when reading fails (once per run of failures) and of `onChange` failing. */
+  logger?: Logger;
+}
+
+/**
+ * Follows the change log: reads `changes WHERE seq > lastSeq ORDER BY seq` when a notification
+ * says there is more, when the bus is subscribed again after losing its connection (a database
+ * restart), and on a failsafe timer; hands each change to `onChange` in order, one at a time.
+ * Reading that fails (the database is away) is retried on the next wake, from the same place, so
+ * nothing is lost or handed on twice.
+ */
+export class ChangeTail {
+  readonly #sql: postgres.Sql;
+  readonly #bus: Bus;
+  readonly #options: ChangeTailOptions;
+  readonly #clock: TickClock;
+  readonly #intervalMs: number;
+  readonly #batchSize: number;
+  #lastSeq: number;
+  #unsubscribe: Unsubscribe | undefined;
+  #timer: unknown;
+  #stopped = true;
+  /** Whether to read (again) once the read under way is done. */
+  #again = false;
+  /** The reading and handing on under way, if any. */
+  #running: Promise<void> | undefined;
+  #failing = false;
+
+  /**
+   * A tail reading through `sql` and woken through `bus`, both kept by the caller;
+   * {@linkcode start} sets it going.
+   */
+  constructor(sql: postgres.Sql, bus: Bus, options: ChangeTailOptions) {
+    this.#sql = sql;
+    this.#bus = bus;
+    this.#options = options;
+    this.#clock = options.clock ?? SYSTEM_TICK_CLOCK;
+    this.#intervalMs = options.intervalMs ?? DEFAULT_TAIL_INTERVAL_MS;
+    this.#batchSize = options.batchSize ?? DEFAULT_TAIL_BATCH;
+    this.#lastSeq = options.after ?? 0;
+  }
+
+  /** The `seq` of the last change handed on or passed over. */
+  get lastSeq(): number {
+    return this.#lastSeq;
+  }
+
+  /**
+   * Subscribes to {@linkcode CHANGES_CHANNEL}, reads what is already there and starts the
+   * failsafe timer. Rejects if the bus cannot subscribe.
+   */
+  async start(): Promise<void> {
+    if (!this.#stopped) return;
+    this.#stopped = false;
+    try {
+      this.#unsubscribe = await this.#bus.subscribe(CHANGES_CHANNEL, (payload) => {
+        const seq = Number(payload);
+        // Our own read may already have gone past it.
+        if (Number.isSafeInteger(seq) && seq <= this.#lastSeq) return;
+        this.#wake();
+      }, { onSubscribed: () => this.#wake() });
+    } catch (error) {
+      this.#stopped = true;
+      throw error;
+    }
+    if (!this.#stopped) return this.#schedule();
+    // Stopped while subscribing.
+    const unsubscribe = this.#unsubscribe;
+    this.#unsubscribe = undefined;
+    await unsubscribe();
+  }
+
+  /** Stops following: no change is handed on after this resolves. Waits for a call under way. */
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    this.#clock.clearTimeout(this.#timer);
+    const unsubscribe = this.#unsubscribe;
+    this.#unsubscribe = undefined;
+    await unsubscribe?.();
+    await this.#running;
+  }
+
+  #schedule(): void {
+    this.#timer = this.#clock.setTimeout(() => {
+      if (this.#stopped) return;
+      this.#wake();
+      this.#schedule();
+    }, this.#intervalMs);
+  }
+
+  /** Reads soon: now if nothing is under way, else right after the read under way. */
+  #wake(): void {
+    if (this.#stopped) return;
+    this.#again = true;
+    this.#running ??= this.#drain().finally(() => {
+      this.#running = undefined;
+      if (this.#again) this.#wake();
+    });
+  }
+
+  /** Reads and hands on until a read finds less than a batch and nobody asked for more. */
+  async #drain(): Promise<void> {
+    while (this.#again && !this.#stopped) {
+      this.#again = false;
+      let entries: LoggedChange[];
+      try {
+        entries = await readChanges(this.#sql, this.#lastSeq, this.#batchSize);
+        if (this.#failing) this.#options.logger?.warn("Reading the change log works again");
+        this.#failing = false;
+      } catch (error) {
+        if (!this.#failing) {
+          this.#options.logger?.warn(`Could not read the change log: ${reason(error)}`);
+        }
+        this.#failing = true;
+        // The next notification, resubscription or tick tries again from the same place.
+        this.#again = false;
+        return;
+      }
+      for (const { seq, node, change } of entries) {
+        if (this.#stopped) return;
+        this.#lastSeq = seq;
+        if (node === this.#options.skipNode) continue;
+        try {
+          await this.#options.onChange(seq, node, change);
+        } catch (error) {
+          this.#options.logger?.warn(
+            `Applying change ${seq} (${change.t}) failed: ${reason(error)}`,
+          );
+        }
+      }
+      if (entries.length === this.#batchSize) this.#again = true;
+    }
+  }
+}
+
+function reason(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
