@@ -8,7 +8,10 @@
  *   delivers only once the transaction has committed.
  * - {@linkcode ChangeTail} follows the log from a given `seq` and hands each change on once, in
  *   order, waking on those notifications and on a failsafe timer.
- * - {@linkcode pruneChanges} deletes what every live node has passed.
+ * - {@linkcode readLastSeq} says where the log is, even once pruning has emptied it: every append
+ *   also sets `change_log_state.last_seq`, in the same statement.
+ * - {@linkcode pruneUpTo} deletes what every registered node has passed ({@linkcode pruneChanges}
+ *   deletes up to a seq given); nodes report how far they are with NodeLease.reportProgress.
  *
  * `seq` order is commit order: appending takes a transaction-level advisory lock, so appending
  * transactions take their numbers one after another and commit in that order. Without it, a
@@ -65,16 +68,31 @@ export async function appendChanges(
   // Sent together; the lock is granted before the insert takes its numbers.
   const [, rows] = await Promise.all([
     tx.unsafe(`select pg_advisory_xact_lock(${CHANGE_LOG_LOCK})`),
-    tx`insert into changes (node, change)
-      select ${node}, value
-        from jsonb_array_elements(${given}::text::jsonb) with ordinality as given (value, n)
-        order by n
-      returning seq`,
+    tx`with added as (
+        insert into changes (node, change)
+        select ${node}, value
+          from jsonb_array_elements(${given}::text::jsonb) with ordinality as given (value, n)
+          order by n
+        returning seq
+      ), kept as (
+        update change_log_state set last_seq = (select max(seq) from added)
+      )
+      select seq from added`,
   ]);
   // bigint comes back as text.
   const last = Math.max(...rows.map((row) => Number(row.seq)));
   await notifyInTransaction(tx, CHANGES_CHANNEL, String(last));
   return last;
+}
+
+/**
+ * The seq of the last committed change (0 if none ever was), as `sql`'s snapshot has it; right
+ * after pruning has emptied the log too.
+ */
+export async function readLastSeq(sql: postgres.Sql | postgres.TransactionSql): Promise<number> {
+  const [row] = await sql`select last_seq from change_log_state`;
+  // bigint comes back as text.
+  return Number(row?.last_seq ?? 0);
 }
 
 /** The first `limit` entries after `after`, in `seq` order. */
@@ -101,6 +119,32 @@ export async function readChanges(
 export async function pruneChanges(sql: postgres.Sql, upTo: number): Promise<number> {
   const result = await sql`delete from changes where seq <= ${upTo}`;
   return result.count;
+}
+
+/**
+ * The largest seq every registered node (the `nodes` table, liveness.ts) has passed: the least
+ * `last_seq` reported. Undefined when no node is registered or one has not reported yet (a node
+ * registers before it loads, and reports the seq it loaded at, so until then it may need
+ * anything). A lost node's row is removed by the watcher that reports it, and stops holding
+ * pruning back then.
+ */
+export async function passedByAll(sql: postgres.Sql): Promise<number | undefined> {
+  const [row] = await sql`select min(last_seq) as up_to from nodes
+    having count(*) > 0 and count(last_seq) = count(*)`;
+  return row ? Number(row.up_to) : undefined;
+}
+
+/**
+ * Deletes what every registered node has passed ({@linkcode passedByAll}); returns up to where
+ * (undefined: nothing could be) and how many entries went. Safe against a node registering
+ * meanwhile: what it loads reflects every change it did not find in the log, since `last_seq`
+ * values are seqs already committed before it loads.
+ */
+export async function pruneUpTo(
+  sql: postgres.Sql,
+): Promise<{ upTo: number | undefined; deleted: number }> {
+  const upTo = await passedByAll(sql);
+  return { upTo, deleted: upTo === undefined ? 0 : await pruneChanges(sql, upTo) };
 }
 
 /** What a tail hands on, from where, and how often it looks. */

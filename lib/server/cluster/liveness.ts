@@ -10,6 +10,7 @@
  */
 import postgres from "postgres";
 import type { Logger } from "../../shared/logger.ts";
+import { upgradeLayout } from "../store/pg_schema.ts";
 
 /** The first key of every node lock (the two-key form of pg_advisory_lock): "toom" in ASCII. */
 export const NODE_LOCK_SPACE = 0x746f6f6d;
@@ -45,32 +46,30 @@ export interface NodeRow extends NodeAddress {
   /** The second key of its advisory lock. */
   key: number;
   started: Date;
+  /** The last change-log seq it reported having applied (reportProgress); null before any. */
+  lastSeq: number | null;
 }
 
-/** Creates the `nodes` table unless it exists; safe when several nodes start at once. */
+/**
+ * Creates the `nodes` table unless it exists, by bringing the database's layout up to date
+ * (pg_schema.ts, of which the table is part, as a storage opening the database does); safe when
+ * several nodes start at once. Throws StorageError for a layout newer than this server's.
+ */
 export async function createNodesTable(sql: postgres.Sql): Promise<void> {
-  await sql.begin(async (tx) => {
-    // Concurrent CREATE TABLE IF NOT EXISTS can still collide; key 0 is no node's.
-    await tx`select pg_advisory_xact_lock(${NODE_LOCK_SPACE}, 0)`;
-    await tx`create table if not exists nodes (
-      id text primary key,
-      key integer generated always as identity unique,
-      host text not null,
-      port integer not null,
-      started timestamptz not null
-    )`;
-  });
+  await sql.begin((tx) => upgradeLayout(tx, "the cluster's database"));
 }
 
 /** Every registered node, oldest first. */
 export async function listNodes(sql: postgres.Sql): Promise<NodeRow[]> {
-  const rows = await sql`select id, key, host, port, started from nodes order by key`;
+  const rows = await sql`select id, key, host, port, started, last_seq from nodes order by key`;
   return rows.map((row) => ({
     id: row.id as string,
     key: row.key as number,
     host: row.host as string,
     port: row.port as number,
     started: row.started as Date,
+    // bigint comes back as text.
+    lastSeq: row.last_seq === null ? null : Number(row.last_seq),
   }));
 }
 
@@ -196,6 +195,21 @@ export class NodeLease implements AsyncDisposable {
       this.#lose(`its PostgreSQL connection failed (${reason})`);
     }
     return this.#state === "held";
+  }
+
+  /**
+   * Records in the node's row that it has applied every change up to `seq`, so that pruning
+   * (pruneUpTo in change_log.ts) may delete them; a seq lower than one reported before changes
+   * nothing. Report the seq loaded at as soon as the node has loaded (it holds pruning back until
+   * it does), then its tail's `lastSeq` from time to time. Resolves false if the lease is not
+   * held or its row is gone (the node was reported lost); rejects if the database cannot be asked.
+   */
+  async reportProgress(seq: number): Promise<boolean> {
+    if (this.#state !== "held") return false;
+    const result = await this.#sql`update nodes
+      set last_seq = greatest(coalesce(last_seq, 0), ${seq})
+      where id = ${this.node.id} and key = ${this.key}`;
+    return result.count === 1;
   }
 
   /** Leaves the cluster cleanly: removes the row (so no one reports the node lost) and the lock. */

@@ -7,18 +7,12 @@
  * once its transaction is committed.
  */
 import postgres from "postgres";
-import { appendChanges } from "../cluster/change_log.ts";
+import { appendChanges, readLastSeq } from "../cluster/change_log.ts";
 import type { Clock } from "../../shared/clock.ts";
 import type { Logger } from "../../shared/logger.ts";
 import { GroupCommit } from "./group_commit.ts";
 import { type Change, type Storage, StorageError, type StoreContents } from "./journal.ts";
-import {
-  PG_LOCK,
-  PG_MIGRATIONS,
-  PG_SCHEMA_VERSION,
-  PG_VERSION_TABLE,
-  PG_VERSION_TABLE_SQL,
-} from "./pg_schema.ts";
+import { upgradeLayout } from "./pg_schema.ts";
 import type { Statement, StatementName } from "./statements.ts";
 
 /** Options of {@linkcode openPostgresStorage}. */
@@ -34,6 +28,20 @@ export interface PostgresOptions {
    * lib/server/cluster/change_log.ts). Without it nothing is logged.
    */
   logChangesAs?: string;
+  /**
+   * Load as a cluster node starts: the contents together with the change-log seq they reflect
+   * ({@linkcode loadAtSeq}; `storage.seq` then says which), read-only. Users left online are left
+   * as they are (other nodes' users are online; a lost node's are logged out through the log).
+   * Default false: the contents as a single server loads them, with no seq.
+   */
+  atSeq?: boolean;
+}
+
+/** What {@linkcode loadAtSeq} read: the contents, and the seq of the last change they reflect. */
+export interface ContentsAtSeq {
+  contents: StoreContents;
+  /** Every change up to this seq is in `contents`, none after it (0: none was ever logged). */
+  seq: number;
 }
 
 type Sql = postgres.Sql;
@@ -96,8 +104,13 @@ export async function openPostgresStorage(
     throw new StorageError(`Cannot use the database at ${location}: ${(error as Error).message}`);
   }
   try {
+    if (options.atSeq) {
+      await sql.begin((tx) => upgradeLayout(tx, location));
+      const { contents, seq } = await loadAtSeq(sql);
+      return new PostgresStorage(sql, location, contents, { ...options, seq });
+    }
     const contents = await sql.begin(async (tx) => {
-      await upgrade(tx, location);
+      await upgradeLayout(tx, location);
       return await load(tx, options.clock);
     });
     return new PostgresStorage(sql, location, contents, options);
@@ -110,27 +123,6 @@ export async function openPostgresStorage(
       : new StorageError(
         `Cannot reach the database at ${location}: ${message}; is PostgreSQL running there?`,
       );
-  }
-}
-
-/**
- * Checks the layout version and upgrades an older one, holding the advisory lock until the
- * transaction ends: a second server starting meanwhile waits, then finds the work done.
- */
-async function upgrade(tx: Transaction, location: string): Promise<void> {
-  await tx.unsafe(`SELECT pg_advisory_xact_lock(${PG_LOCK})`);
-  await tx.unsafe(PG_VERSION_TABLE_SQL);
-  const [row] = await tx.unsafe(`SELECT coalesce(max(version), 0) AS v FROM ${PG_VERSION_TABLE}`);
-  const version = Number(row?.v ?? 0);
-  if (version > PG_SCHEMA_VERSION) {
-    throw new StorageError(
-      `The database at ${location} was written by a newer chat-server (layout version ` +
-        `${version}; this one knows up to ${PG_SCHEMA_VERSION}); use that server or a newer one`,
-    );
-  }
-  for (let step = version; step < PG_SCHEMA_VERSION; step++) {
-    await tx.unsafe(PG_MIGRATIONS[step]!);
-    await tx.unsafe(`INSERT INTO ${PG_VERSION_TABLE} (version) VALUES ($1)`, [step + 1]);
   }
 }
 
@@ -148,6 +140,35 @@ async function load(tx: Transaction, clock: Clock): Promise<StoreContents> {
   );
   await tx.unsafe("DELETE FROM online");
   await tx.unsafe(SQL.alive, [String(clock.now())]);
+  return await readContents(tx);
+}
+
+/**
+ * Reads a cluster node's starting point (docs/CLUSTER.md, "catching up"): the tables and the seq
+ * of the last change they reflect, in one read-only REPEATABLE READ transaction, so that every
+ * query reads the one snapshot taken at its first. A node then follows the log from `seq`
+ * (ChangeTail's `after`) and so applies every change exactly once. Register the node (NodeLease)
+ * before loading: pruning waits for a registered node that has not reported progress.
+ *
+ * Why the snapshot is the whole story, with no lock: a change is in the tables and in the log (and
+ * in change_log_state) through the one transaction that appended it, and a snapshot sees a
+ * transaction whole or not at all. Appending transactions commit in seq order: each holds
+ * CHANGE_LOG_LOCK until it ends, and PostgreSQL releases locks only once the commit is visible,
+ * so the next one takes its numbers after that. So the appends a snapshot sees are exactly those
+ * up to the last_seq it reads; one in flight (holding the lock, or committing meanwhile) is
+ * invisible in every table alike, and comes later through the tail. Taking the lock in shared mode
+ * would add nothing but a wait for appenders, and as the first statement it would not even help:
+ * the snapshot is taken as that statement starts, before it waits.
+ */
+export async function loadAtSeq(sql: Sql): Promise<ContentsAtSeq> {
+  return await sql.begin("isolation level repeatable read read only", async (tx) => {
+    const seq = await readLastSeq(tx);
+    return { contents: await readContents(tx), seq };
+  }) as ContentsAtSeq;
+}
+
+/** Reads the tables, as they are in `tx`'s snapshot. */
+async function readContents(tx: Transaction): Promise<StoreContents> {
   const rows = (query: string) => tx.unsafe(query);
   const [blocks, mail, seen, lockouts, accounts, board] = await Promise.all([
     rows("SELECT by_user, other FROM blocks"),
@@ -191,14 +212,17 @@ async function load(tx: Transaction, clock: Clock): Promise<StoreContents> {
  */
 export class PostgresStorage implements Storage {
   readonly #journal: GroupCommit;
+  /** With `atSeq`, the change-log seq `contents` reflects (loadAtSeq); otherwise undefined. */
+  readonly seq: number | undefined;
 
   /** Takes over `sql` (closed with the storage); `contents` is what the database held. */
   constructor(
     sql: Sql,
     readonly location: string,
     readonly contents: StoreContents,
-    options: PostgresOptions,
+    options: PostgresOptions & { seq?: number },
   ) {
+    this.seq = options.seq;
     const node = options.logChangesAs;
     const committer = {
       async commit(statements: Statement[], changes: readonly Change[]) {
