@@ -73,19 +73,7 @@ export class Mailbox {
    * kept: the sender must not be told it will be delivered).
    */
   async put(to: string, message: { from: string; line: string; ref?: string }): Promise<void> {
-    // A share as large as the whole queue is no share: the queue's own limit then speaks.
-    const share = this.perSender;
-    if (share < this.limit && this.countFrom(to, message.from) >= share) {
-      const messages = share === 1 ? "message" : "messages";
-      throw new CommandError(
-        `You already have ${share} ${messages} waiting for ${to}; wait until they log in.`,
-      );
-    }
-    if (this.count(to) >= this.limit) {
-      throw new CommandError(
-        `${to} has too many messages waiting (${this.limit}); try again after they log in.`,
-      );
-    }
+    this.checkRoom(to, message.from);
     const stored = { id: this.#nextId++, from: message.from, line: message.line };
     const record = {
       ...stored,
@@ -107,6 +95,42 @@ export class Mailbox {
     } finally {
       this.#unwritten.delete(record.id);
     }
+  }
+
+  /**
+   * Throws the CommandError that refuses one more message from `from` to `to` (the sender's share
+   * or the queue is full); returns if there is room. The one rule for `put` and cluster proposals
+   * (lib/server/cluster/proposals.ts).
+   */
+  checkRoom(to: string, from: string): void {
+    // A share as large as the whole queue is no share: the queue's own limit then speaks.
+    const share = this.perSender;
+    if (share < this.limit && this.countFrom(to, from) >= share) {
+      const messages = share === 1 ? "message" : "messages";
+      throw new CommandError(
+        `You already have ${share} ${messages} waiting for ${to}; wait until they log in.`,
+      );
+    }
+    if (this.count(to) >= this.limit) {
+      throw new CommandError(
+        `${to} has too many messages waiting (${this.limit}); try again after they log in.`,
+      );
+    }
+  }
+
+  /** The id the next message takes: past every message this mailbox has had. */
+  get nextId(): number {
+    return this.#nextId;
+  }
+
+  /**
+   * What `take` would hand out for `to` now, oldest first, without taking it (copies): messages
+   * neither being written down nor taken already.
+   */
+  ready(to: string): StoredMessage[] {
+    return (this.#queues.get(to) ?? [])
+      .filter((message) => !this.#unwritten.has(message.id))
+      .map((message) => ({ ...message }));
   }
 
   /**

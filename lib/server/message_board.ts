@@ -223,6 +223,21 @@ export class MessageBoard {
       .sort((a, b) => a.time - b.time || a.number - b.number);
   }
 
+  /** The id the next post takes: past every message this board has had. */
+  get nextId(): number {
+    return this.#nextId;
+  }
+
+  /**
+   * Message `number` as stored (with its id), if `requester` may `verb` it; otherwise throws the
+   * CommandError saying why. Checks, in order: the number exists, the timestamp `time` matches,
+   * the requester is the author. The one rule for `remove`, `edit` and cluster proposals
+   * (lib/server/cluster/proposals.ts).
+   */
+  check(number: number, time: number, requester: string, verb: "delete" | "edit"): PostRecord {
+    return { ...this.#checked(number, time, requester, verb) };
+  }
+
   #checked(
     number: number,
     time: number,
