@@ -12,6 +12,7 @@ import { MemoryBusHub } from "../../lib/server/cluster/bus.ts";
 import {
   appendChanges,
   ChangeTail,
+  type LogEntry,
   type LoggedChange,
   passedByAll,
   pruneChanges,
@@ -96,7 +97,7 @@ interface View {
 }
 
 /** Applies `changes` to `from` as a replica would, the parts a View shows. */
-function fold(from: View, changes: readonly Change[]): View {
+function fold(from: View, changes: readonly LogEntry[]): View {
   const seenUsers = new Set(from.seen);
   const mail = new Set(from.mail);
   for (const change of changes) {

@@ -23,6 +23,7 @@
 import type postgres from "postgres";
 import type { Logger } from "../../shared/logger.ts";
 import type { Change } from "../store/journal.ts";
+import type { ProposalEntry } from "./proposals.ts";
 import type { Bus, Unsubscribe } from "./bus.ts";
 import { SYSTEM_TICK_CLOCK, type TickClock } from "./liveness.ts";
 import { notifyInTransaction } from "./postgres_bus.ts";
@@ -42,12 +43,18 @@ export const DEFAULT_TAIL_INTERVAL_MS = 1_000;
 /** How many changes a tail reads at a time, unless told otherwise. */
 export const DEFAULT_TAIL_BATCH = 100;
 
+/**
+ * What the log's `change` column holds: a Change a storage committed, or a proposal
+ * (lib/server/cluster/proposals.ts) that every node decides when it applies it.
+ */
+export type LogEntry = Change | ProposalEntry;
+
 /** One entry of the log. */
 export interface LoggedChange {
   seq: number;
   /** The node whose commit appended it. */
   node: string;
-  change: Change;
+  change: LogEntry;
 }
 
 /**
@@ -60,7 +67,7 @@ export interface LoggedChange {
 export async function appendChanges(
   tx: postgres.TransactionSql,
   node: string,
-  changes: readonly Change[],
+  changes: readonly LogEntry[],
 ): Promise<number | undefined> {
   if (changes.length === 0) return undefined;
   // Sent as text: given as jsonb, the driver would encode the JSON text again, as a string.
@@ -106,7 +113,7 @@ export async function readChanges(
   return rows.map((row) => ({
     seq: Number(row.seq),
     node: row.node as string,
-    change: JSON.parse(row.change as string) as Change,
+    change: JSON.parse(row.change as string) as LogEntry,
   }));
 }
 
@@ -154,7 +161,7 @@ export interface ChangeTailOptions {
    * promise it returns settles. A call that throws or rejects is logged, and the change counts
    * as handed on (the tail does not stop on it or hand it on again).
    */
-  onChange: (seq: number, node: string, change: Change) => void | Promise<void>;
+  onChange: (seq: number, node: string, change: LogEntry) => void | Promise<void>;
   /** The last `seq` already applied: the tail starts after it. Default 0 (the whole log). */
   after?: number;
   /** A node whose changes are passed over (not handed on; `lastSeq` still moves past them). */

@@ -1,0 +1,176 @@
+/**
+ * The Sequencer (docs/CLUSTER.md, step 2): one node's way of proposing and of following the
+ * change log. {@linkcode Sequencer.propose} appends a proposal (proposals.ts) to the log and
+ * resolves with the outcome this node's own tail decided when it reached that entry; the tail
+ * applies every entry in `seq` order — proposals with `decide`, this node's included (a node never
+ * decides its own proposal early: its reply would be one no other node agrees with), and Changes
+ * other nodes' storages committed with `applyChange` (this node's own are in its Store already).
+ *
+ * Not yet: writing what proposals decide to the state tables (a node starting with loadAtSeq would
+ * miss it), and wiring this into chat-server.
+ *
+ * @module
+ */
+import type postgres from "postgres";
+import { CommandError } from "../../shared/errors.ts";
+import type { Logger } from "../../shared/logger.ts";
+import type { Change } from "../store/journal.ts";
+import { applyChange } from "../store/replica.ts";
+import type { Store } from "../store/store.ts";
+import type { Bus } from "./bus.ts";
+import { appendChanges, ChangeTail } from "./change_log.ts";
+import type { TickClock } from "./liveness.ts";
+import {
+  decide,
+  type Outcome,
+  type Proposal,
+  type ProposalEntry,
+  proposalOf,
+} from "./proposals.ts";
+
+/** What a proposer is told when the log cannot take its proposal. */
+export const UNAVAILABLE = "Service unavailable, try again.";
+
+/** Options of a {@linkcode Sequencer}. */
+export interface SequencerOptions {
+  /** A pool on the cluster's database, kept (and ended) by the caller. */
+  sql: postgres.Sql;
+  /** Wakes the tail on each commit (a PostgresBus on the same database), kept by the caller. */
+  bus: Bus;
+  /** This node's id: the log's `node` of what it appends. */
+  node: string;
+  /** The seq the store's contents reflect (storage.seq with atSeq): the tail starts after it. */
+  after: number;
+  /** The tail's failsafe interval (default 1 s) and its clock. */
+  intervalMs?: number;
+  clock?: TickClock;
+  logger?: Logger;
+}
+
+/** Someone waiting for the outcome of the proposal at a seq. */
+interface Waiter {
+  resolve(outcome: Outcome): void;
+  reject(error: Error): void;
+}
+
+/** Proposes through the change log and applies the log, in order, to one node's Store. */
+export class Sequencer {
+  readonly #store: Store;
+  readonly #sql: postgres.Sql;
+  readonly #node: string;
+  readonly #tail: ChangeTail;
+  /** This node's proposals appended and not yet decided here, by seq. */
+  readonly #waiting = new Map<number, Waiter>();
+  /**
+   * Outcomes of this node's proposals decided before their `propose` heard its seq back (the tail
+   * can read a commit before the appending connection reports it), by seq.
+   */
+  readonly #early = new Map<number, Promise<Outcome>>();
+  /** Appends under way: while none is, an early outcome can belong to nobody. */
+  #appending = 0;
+  #stopped = false;
+
+  /** A sequencer applying the log to `store`; {@linkcode start} sets its tail going. */
+  constructor(store: Store, options: SequencerOptions) {
+    this.#store = store;
+    this.#sql = options.sql;
+    this.#node = options.node;
+    this.#tail = new ChangeTail(options.sql, options.bus, {
+      onChange: (seq, node, entry) => this.#apply(seq, node, entry),
+      after: options.after,
+      ...(options.intervalMs !== undefined ? { intervalMs: options.intervalMs } : {}),
+      ...(options.clock ? { clock: options.clock } : {}),
+      ...(options.logger ? { logger: options.logger } : {}),
+    });
+  }
+
+  /** The seq of the last entry this node has applied. */
+  get lastSeq(): number {
+    return this.#tail.lastSeq;
+  }
+
+  /** Starts following the log; rejects if the bus cannot subscribe. */
+  start(): Promise<void> {
+    return this.#tail.start();
+  }
+
+  /**
+   * Stops following the log; proposals still waiting reject (their outcome may still come about:
+   * other nodes decide them).
+   */
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    await this.#tail.stop();
+    for (const waiter of this.#waiting.values()) {
+      waiter.reject(new Error("The sequencer stopped before the proposal was applied"));
+    }
+    this.#waiting.clear();
+    this.#early.clear();
+  }
+
+  /**
+   * Appends `proposal` to the log and resolves with the outcome this node decided once its tail
+   * applied it (and messagelog.txt followed). Rejects with a CommandError (UNAVAILABLE) if the
+   * log could not take it; then no node decides it.
+   */
+  async propose<P extends Proposal>(proposal: P): Promise<Outcome<P["t"]>> {
+    if (this.#stopped) throw new Error("The sequencer is stopped");
+    const entry: ProposalEntry = { t: "proposal", proposal: withRef(proposal) };
+    let seq: number | undefined;
+    this.#appending++;
+    try {
+      seq = await this.#sql.begin((tx) => appendChanges(tx, this.#node, [entry]));
+    } catch {
+      throw new CommandError(UNAVAILABLE);
+    } finally {
+      this.#appending--;
+    }
+    if (seq === undefined) throw new Error("Appending a proposal gave no seq");
+    const early = this.#early.get(seq);
+    if (early) {
+      this.#early.delete(seq);
+      // Whatever is left belongs to an append that failed after its commit, or to an earlier run.
+      if (this.#appending === 0) this.#early.clear();
+      return await early as Outcome<P["t"]>;
+    }
+    if (this.#stopped) throw new Error("The sequencer stopped before the proposal was applied");
+    const at = seq;
+    return await new Promise<Outcome>((resolve, reject) => {
+      this.#waiting.set(at, { resolve, reject });
+    }) as Outcome<P["t"]>;
+  }
+
+  /** Applies one entry of the log; the next waits for this to return (not for files). */
+  #apply(seq: number, node: string, entry: Change | ProposalEntry): Promise<void> | void {
+    const proposal = proposalOf(entry);
+    if (!proposal) {
+      // This node's own Changes are in its Store already: its sections made them.
+      return node === this.#node ? undefined : applyChange(this.#store, entry as Change);
+    }
+    const mine = node === this.#node;
+    const waiter = mine ? this.#waiting.get(seq) : undefined;
+    this.#waiting.delete(seq);
+    let decided;
+    try {
+      decided = decide(this.#store, proposal);
+    } catch (error) {
+      // A bug, not a refusal: the proposer hears of it, and the tail logs it and goes on.
+      waiter?.reject(error instanceof Error ? error : new Error(String(error)));
+      throw error;
+    }
+    if (!mine) return;
+    const { outcome, written } = decided;
+    // The reply waits for messagelog.txt, as a single server's does; the tail does not.
+    const settled = written.then(() => outcome, () => outcome);
+    if (waiter) void settled.then(waiter.resolve);
+    else this.#early.set(seq, settled);
+  }
+}
+
+/** `proposal`, with a fresh random ref if it is an offline message without one. */
+function withRef<P extends Proposal>(proposal: P): P {
+  if (proposal.t !== "mail" || proposal.ref !== undefined) return proposal;
+  const random = crypto.getRandomValues(new Uint32Array(2));
+  const ref = "o" + [...random].map((n) => n.toString(16).padStart(8, "0")).join("");
+  return { ...proposal, ref };
+}
