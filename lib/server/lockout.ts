@@ -64,6 +64,19 @@ export class LoginGuard {
   }
 
   /**
+   * `user`'s failure count and the end of their last lockout as held (0 for none; a lockout that
+   * has run out may still be here), read without the clock: what a cluster proposal counts from
+   * (lib/server/cluster/presence.ts).
+   */
+  recordOf(user: string): LockoutRecord {
+    return {
+      user,
+      failures: this.#failures.get(user) ?? 0,
+      until: this.#lockedUntil.get(user) ?? 0,
+    };
+  }
+
+  /**
    * Applies a `lockout` change another node made (lib/server/store/replica.ts): `user`'s count and
    * lockout become the recorded values (absolute, so applying one twice is the same as once), and
    * are not written down again. Both 0 forgets the user, as at start.

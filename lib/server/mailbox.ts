@@ -23,6 +23,8 @@ export interface MailboxOptions {
   journal?: Journal;
   /** The messages waiting when the server started, oldest first. */
   waiting?: MailRecord[];
+  /** The id the next message takes, if past those waiting (a cluster checkpoint's). */
+  nextId?: number;
   clock?: Clock;
 }
 
@@ -45,6 +47,8 @@ export class Mailbox {
   readonly #unwritten = new Set<number>();
   /** Ids taken by `take` and not yet delivered or put back: a `mail` applied again stays out. */
   readonly #out = new Set<number>();
+  /** When each message waiting or taken was stored, by id (a checkpoint holds it). */
+  readonly #times = new Map<number, number>();
   readonly #journal: Journal;
   readonly #clock: Clock;
   #nextId = 1;
@@ -55,10 +59,12 @@ export class Mailbox {
     this.perSender = options.perSender ?? DEFAULT_PER_SENDER;
     this.#journal = options.journal ?? memoryJournal;
     this.#clock = options.clock ?? { now: () => Date.now() };
-    for (const { id, to, from, line, ref } of options.waiting ?? []) {
+    for (const { id, to, from, line, ref, time } of options.waiting ?? []) {
       this.#queue(to).push({ id, from, line, ref });
+      this.#times.set(id, time);
       this.#nextId = Math.max(this.#nextId, id + 1);
     }
+    this.#nextId = Math.max(this.#nextId, options.nextId ?? 1);
   }
 
   #queue(to: string): StoredMessage[] {
@@ -83,6 +89,7 @@ export class Mailbox {
     };
     // It counts toward the limits at once, but is not handed out until it is written down.
     this.#queue(to).push({ ...stored, ref: record.ref });
+    this.#times.set(record.id, record.time);
     this.#unwritten.add(record.id);
     try {
       await this.#journal.record({ t: "mail", mail: record });
@@ -91,6 +98,7 @@ export class Mailbox {
       const index = queue.findIndex((waiting) => waiting.id === record.id);
       if (index >= 0) queue.splice(index, 1);
       if (queue.length === 0) this.#queues.delete(to);
+      this.#times.delete(record.id);
       throw new CommandError("The server could not store the message; try again later.");
     } finally {
       this.#unwritten.delete(record.id);
@@ -155,7 +163,10 @@ export class Mailbox {
    */
   delivered(messages: StoredMessage[]): void {
     if (messages.length === 0) return;
-    for (const message of messages) this.#out.delete(message.id);
+    for (const message of messages) {
+      this.#out.delete(message.id);
+      this.#times.delete(message.id);
+    }
     this.#journal.note({ t: "delivered", ids: messages.map((message) => message.id) });
   }
 
@@ -173,10 +184,11 @@ export class Mailbox {
    * and the limits are not checked again: its node checked them. A message already waiting, or
    * taken and not yet delivered, is not added twice.
    */
-  applyMail({ id, to, from, line, ref }: MailRecord): void {
+  applyMail({ id, to, from, line, ref, time }: MailRecord): void {
     this.#nextId = Math.max(this.#nextId, id + 1);
     if (this.#out.has(id) || this.#queues.get(to)?.some((message) => message.id === id)) return;
     this.#queue(to).push({ id, from, line, ref });
+    this.#times.set(id, time);
   }
 
   /**
@@ -185,13 +197,34 @@ export class Mailbox {
    */
   applyDelivered(ids: readonly number[]): void {
     const gone = new Set(ids);
-    for (const id of ids) this.#out.delete(id);
+    for (const id of ids) {
+      this.#out.delete(id);
+      this.#times.delete(id);
+    }
     for (const [to, queue] of this.#queues) {
       const left = queue.filter((message) => !gone.has(message.id));
       if (left.length === queue.length) continue;
       if (left.length > 0) this.#queues.set(to, left);
       else this.#queues.delete(to);
     }
+  }
+
+  /**
+   * Every message waiting, as stored, recipient by recipient in each queue's order (for a cluster
+   * checkpoint: a mailbox built from them holds the same queues). Messages taken and not yet
+   * delivered or put back are not waiting.
+   */
+  get waiting(): MailRecord[] {
+    return [...this.#queues].flatMap(([to, queue]) =>
+      queue.map(({ id, from, line, ref }) => ({
+        id,
+        to,
+        from,
+        line,
+        ref,
+        time: this.#times.get(id) ?? 0,
+      }))
+    );
   }
 
   /** How many messages wait for `to`. */

@@ -45,6 +45,8 @@ export interface BoardOptions {
   journal?: Journal;
   /** The board as the store had it at start, in order (used with `keep`). */
   posts?: PostRecord[];
+  /** The id the next post takes, if past those in `posts` (a cluster checkpoint's; with `keep`). */
+  nextId?: number;
 }
 
 /** The board and its log file. */
@@ -72,6 +74,7 @@ export class MessageBoard {
       this.#messages.push({ id, author, text, time, edited });
       this.#nextId = Math.max(this.#nextId, id + 1);
     }
+    if (this.#keep) this.#nextId = Math.max(this.#nextId, options.nextId ?? 1);
   }
 
   /**
@@ -221,6 +224,17 @@ export class MessageBoard {
       }))
       .filter((message) => message.time > time)
       .sort((a, b) => a.time - b.time || a.number - b.number);
+  }
+
+  /** Every message as stored, with its id, in board order (for a cluster checkpoint). */
+  get posts(): PostRecord[] {
+    return this.#messages.map(({ id, author, text, time, edited }) => ({
+      id,
+      author,
+      text,
+      time,
+      edited,
+    }));
   }
 
   /** The id the next post takes: past every message this board has had. */

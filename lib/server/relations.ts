@@ -68,6 +68,13 @@ export class Relations {
     if (set?.size === 0) this.#blocked.delete(blocker);
   }
 
+  /** Every block in force, blocker by blocker (for a cluster checkpoint). */
+  get blocks(): Array<{ by: string; other: string }> {
+    return [...this.#blocked].flatMap(([by, others]) =>
+      [...others].map((other) => ({ by, other }))
+    );
+  }
+
   /** Whether `blocker` has blocked `other`. */
   hasBlocked(blocker: string, other: string): boolean {
     return this.#blocked.get(blocker)?.has(other) ?? false;

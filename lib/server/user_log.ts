@@ -13,6 +13,17 @@ export interface ActiveUser {
   udpPort: number;
 }
 
+/**
+ * userlog.txt's text for `users` in login order, numbered from 1: the one rendering of the file
+ * (a cluster node renders the cluster-wide list with it, lib/server/cluster/online_list.ts).
+ */
+export function userLogText(users: Iterable<ActiveUser>): string {
+  let text = "";
+  let seq = 0;
+  for (const user of users) text += logLine(++seq, user);
+  return text;
+}
+
 function logLine(seq: number, user: ActiveUser): string {
   return `${seq}; ${
     formatTimestamp(user.loginTime)
@@ -41,10 +52,7 @@ export class UserLog {
   }
 
   #render(): string {
-    let text = "";
-    let seq = 0;
-    for (const user of this.#users.values()) text += logLine(++seq, user);
-    return text;
+    return userLogText(this.#users.values());
   }
 
   /** Empties the list and the file (at start, and when the server stops: one write for all). */

@@ -12,6 +12,10 @@
  * committed Changes, wrapped as `{ t: "proposal", proposal }` (a {@linkcode ProposalEntry}), so
  * one `seq` orders both and one tail follows both. The wrapper's `t` is one no Change has.
  *
+ * Logins, logouts, node losses and lockouts are decided by presence.ts's rules; what they decide
+ * about who is online goes to the Store's `online` list as {@linkcode OnlineChange}s, which are
+ * not a journal's Changes (no storage writes them down yet).
+ *
  * The {@linkcode Sequencer} (sequencer.ts) appends proposals and follows the log.
  *
  * @module
@@ -22,6 +26,14 @@ import type { StoredMessage } from "../mailbox.ts";
 import type { Change, PostRecord } from "../store/journal.ts";
 import { applyChange } from "../store/replica.ts";
 import type { Store } from "../store/store.ts";
+import {
+  applyOnlineChange,
+  isOnlineChange,
+  type OnlineChange,
+  PRESENCE_RULES,
+  type PresenceAccepted,
+  type PresenceProposal,
+} from "./presence.ts";
 
 /** A command's intent, as data: what a node proposes and every node decides. */
 export type Proposal =
@@ -43,7 +55,10 @@ export type Proposal =
   /** Login `session` of `user` taking the offline messages waiting: once, across racing logins. */
   | { t: "take-mail"; user: string; session: string }
   | { t: "block"; by: string; other: string }
-  | { t: "unblock"; by: string; other: string };
+  | { t: "unblock"; by: string; other: string }
+  /** The board emptied (as at a start without --keep-board). */
+  | { t: "clear-board" }
+  | PresenceProposal;
 
 /** How a proposal travels in the change log (the `change` column). */
 export interface ProposalEntry {
@@ -52,7 +67,7 @@ export interface ProposalEntry {
 }
 
 /** What an accepted proposal of each kind tells its proposer. */
-export interface Accepted {
+export interface Accepted extends PresenceAccepted {
   /** The post's number, and its time (whole seconds). */
   post: { number: number; time: number };
   /** The message as it was, with the delete's time (whole seconds) as `time`. */
@@ -67,6 +82,7 @@ export interface Accepted {
   block: { changed: boolean };
   /** Whether there was a block to lift. */
   unblock: { changed: boolean };
+  "clear-board": Record<never, never>;
 }
 
 /** A refused proposal: the reason, as the user reads it. */
@@ -80,19 +96,25 @@ export type Outcome<K extends Proposal["t"] = Proposal["t"]> =
   | ({ ok: true } & Accepted[K])
   | Refused;
 
-/** What {@linkcode decide} did: the outcome, and the Changes it applied (none if refused). */
+/** A change a decision applies: a journal's Change, or one to the cluster's online list. */
+export type DecidedChange = Change | OnlineChange;
+
+/** What {@linkcode decide} did: the outcome, and the changes it applied (none if refused). */
 export interface Decision<K extends Proposal["t"] = Proposal["t"]> {
   outcome: Outcome<K>;
-  changes: Change[];
+  changes: DecidedChange[];
   /** Settles once the files that mirror the changes (messagelog.txt) are written. */
   written: Promise<void>;
 }
 
-/** The data of an accepted proposal and the changes it makes, decided without changing anything. */
-type Decide<K extends Proposal["t"]> = (
+/**
+ * The rule for proposals of kind `K`: the data of an accepted one and the changes it makes,
+ * decided without changing anything; a CommandError refuses it.
+ */
+export type Decide<K extends Proposal["t"]> = (
   store: Store,
   proposal: Extract<Proposal, { t: K }>,
-) => { accepted: Accepted[K]; changes: Change[] };
+) => { accepted: Accepted[K]; changes: DecidedChange[] };
 
 /** The board message numbered `number`, if `requester` may `verb` it; else a CommandError. */
 function checked(store: Store, proposal: { number: number; time: number; requester: string }) {
@@ -160,6 +182,10 @@ const DECIDE: { [K in Proposal["t"]]: Decide<K> } = {
     const changed = relations.hasBlocked(by, other);
     return { accepted: { changed }, changes: changed ? [{ t: "unblock", by, other }] : [] };
   },
+  "clear-board"() {
+    return { accepted: {}, changes: [{ t: "clear-board" }] };
+  },
+  ...PRESENCE_RULES,
 };
 
 /**
@@ -183,7 +209,9 @@ export function decide<P extends Proposal>(store: Store, proposal: P): Decision<
       written: Promise.resolve(),
     };
   }
-  const written = decided.changes.map((change) => applyChange(store, change));
+  const written = decided.changes.map((change) =>
+    isOnlineChange(change) ? applyOnlineChange(store, change) : applyChange(store, change)
+  );
   return {
     outcome: { ok: true, ...decided.accepted } as Outcome<P["t"]>,
     changes: decided.changes,

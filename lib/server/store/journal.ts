@@ -67,6 +67,13 @@ export interface StoreContents {
   /** Account writes that credentials.txt may not have yet (the server stopped in between). */
   accounts: Array<{ user: string; secret: string }>;
   board: PostRecord[];
+  /**
+   * The ids the mailbox and the board give next, when they are past one more than the largest
+   * listed (messages delivered and posts deleted took theirs along). Only a cluster checkpoint
+   * (lib/server/cluster/checkpoint.ts) holds them: a replica must go on numbering as the node it
+   * was taken from, since ids travel in the log. Absent: one past the largest listed.
+   */
+  next?: { mail: number; post: number };
 }
 
 /** A store with nothing in it. */

@@ -8,6 +8,7 @@
 import type { Clock } from "../../shared/clock.ts";
 import type { Logger } from "../../shared/logger.ts";
 import { AccountStore } from "../accounts.ts";
+import { OnlineList } from "../cluster/online_list.ts";
 import { DEFAULT_HASH_COST, type HashCost } from "../credentials.ts";
 import type { TextFiles } from "../files.ts";
 import type { HashPool } from "../hash_pool.ts";
@@ -35,6 +36,11 @@ export interface Store {
   readonly relations: Relations;
   /** When users were last online. */
   readonly lastSeen: LastSeen;
+  /**
+   * Who is online on every node of a cluster (lib/server/cluster/online_list.ts), changed only by
+   * the log's proposals; empty on a single server, whose sessions the Roster and userLog keep.
+   */
+  readonly online: OnlineList;
   /** Where it is written down (a path), or undefined when it lives in memory only. */
   readonly location: string | undefined;
   /**
@@ -104,6 +110,7 @@ export function buildStore(storage: Storage, config: StoreConfig): Store {
     }),
     relations: new Relations({ journal, blocks: contents.blocks }),
     lastSeen: new LastSeen({ journal, seen: contents.seen }),
+    online: new OnlineList(),
     location: storage.location,
     async start() {
       await Promise.all([board.reset(), userLog.reset()]);

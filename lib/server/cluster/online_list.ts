@@ -1,0 +1,116 @@
+/**
+ * Who is online across the cluster (docs/CLUSTER.md, step 3): every node's sessions, in login
+ * order, as the log's login, logout and node-lost proposals decided them (presence.ts). Every node
+ * holds the same list, so each renders the same userlog.txt ({@linkcode renderUserLog}) and answers
+ * `whoelse` and `ATU` for every node's users. It also holds the offline messages a login was handed
+ * and whose delivery its node has not settled yet: they return with `put-back-mail`, or go with
+ * `mail-delivered`, on every node alike.
+ *
+ * It changes only through {@linkcode OnlineList.arrive}, {@linkcode OnlineList.depart} and the
+ * handed-mail methods, called in log order; nothing here reads a clock.
+ *
+ * @module
+ */
+import type { StoredMessage } from "../mailbox.ts";
+import { userLogText } from "../user_log.ts";
+
+/** One logged-in session, as every node knows it. */
+export interface OnlineEntry {
+  user: string;
+  /** The node holding the session's connection. */
+  node: string;
+  /** The session's id, unique across the cluster (its node chooses it). */
+  session: string;
+  ip: string;
+  udpPort: number;
+  /** When the login was proposed, epoch ms. */
+  loginTime: number;
+}
+
+/** The cluster's logged-in sessions, one per user, in login order. */
+export class OnlineList {
+  readonly #entries = new Map<string, OnlineEntry>();
+  readonly #handed = new Map<string, Array<{ node: string; message: StoredMessage }>>();
+
+  /** The sessions, oldest login first (copies). */
+  get entries(): OnlineEntry[] {
+    return [...this.#entries.values()].map((entry) => ({ ...entry }));
+  }
+
+  /** How many users are online. */
+  get size(): number {
+    return this.#entries.size;
+  }
+
+  /** The session of `user`, if online. */
+  get(user: string): OnlineEntry | undefined {
+    const entry = this.#entries.get(user);
+    return entry && { ...entry };
+  }
+
+  /** The users whose sessions `node` holds, in login order. */
+  usersOn(node: string): string[] {
+    return [...this.#entries.values()].filter((entry) => entry.node === node).map((e) => e.user);
+  }
+
+  /** `entry` logs in: it goes last (a user already listed is replaced and moves last). */
+  arrive(entry: OnlineEntry): void {
+    this.#entries.delete(entry.user);
+    this.#entries.set(entry.user, { ...entry });
+  }
+
+  /** `session` of `user` logs out; returns whether it was the current one (else nothing changes). */
+  depart(user: string, session: string): boolean {
+    if (this.#entries.get(user)?.session !== session) return false;
+    this.#entries.delete(user);
+    return true;
+  }
+
+  /** `messages` were handed to a login of `to` on `node`: kept until put back or delivered. */
+  hand(to: string, node: string, messages: readonly StoredMessage[]): void {
+    if (messages.length === 0) return;
+    const held = this.#handed.get(to) ?? [];
+    for (const message of messages) held.push({ node, message: { ...message } });
+    this.#handed.set(to, held);
+  }
+
+  /** The messages handed to logins of `to` and not settled, oldest hand-out first (copies). */
+  handed(to: string): StoredMessage[] {
+    return (this.#handed.get(to) ?? []).map(({ message }) => ({ ...message }));
+  }
+
+  /** The ids of messages handed to logins on `node` and not settled, by recipient. */
+  handedOn(node: string): Array<{ user: string; ids: number[] }> {
+    const found = [];
+    for (const [user, held] of this.#handed) {
+      const ids = held.filter((hand) => hand.node === node).map((hand) => hand.message.id);
+      if (ids.length > 0) found.push({ user, ids });
+    }
+    return found;
+  }
+
+  /** Takes the handed messages of `to` among `ids` out of the list, in the order handed. */
+  settle(to: string, ids: readonly number[]): StoredMessage[] {
+    const wanted = new Set(ids);
+    const held = this.#handed.get(to) ?? [];
+    const left = held.filter(({ message }) => !wanted.has(message.id));
+    if (left.length > 0) this.#handed.set(to, left);
+    else this.#handed.delete(to);
+    return held.filter(({ message }) => wanted.has(message.id)).map(({ message }) => message);
+  }
+}
+
+/**
+ * userlog.txt's text for `list`: exactly the lines UserLog writes (lib/server/user_log.ts),
+ * numbered in login order, the same on every node.
+ */
+export function renderUserLog(list: OnlineList): string {
+  return userLogText(
+    list.entries.map(({ user, loginTime, ip, udpPort }) => ({
+      username: user,
+      loginTime,
+      ip,
+      udpPort,
+    })),
+  );
+}
