@@ -133,8 +133,8 @@ test("a database of layout version 1 gets the change log; without logChangesAs n
     await storage.record(seen("yoda"));
     await storage.close();
     const versions = await sql.unsafe(`SELECT version FROM ${PG_VERSION_TABLE} ORDER BY version`);
-    assert.deepEqual(versions.map((row) => row.version), [1, 2, 3]);
-    assert.equal(PG_SCHEMA_VERSION, 3);
+    assert.deepEqual(versions.map((row) => row.version), [1, 2, 3, 4]);
+    assert.equal(PG_SCHEMA_VERSION, 4);
     assert.deepEqual([...await sql`select "user" from seen`].map((row) => row.user), ["yoda"]);
     assert.deepEqual(await readChanges(sql, 0, 10), []);
   } finally {

@@ -258,7 +258,7 @@ test("three servers opening a fresh database at once all start; it is laid out o
   );
   assert.deepEqual(
     tables.map((row) => row.tablename),
-    [...TABLES, "changes", "change_log_state", "nodes", PG_VERSION_TABLE].sort(),
+    [...TABLES, "changes", "change_log_state", "nodes", "snapshots", PG_VERSION_TABLE].sort(),
   );
 });
 

@@ -10,8 +10,9 @@
  *   order, waking on those notifications and on a failsafe timer.
  * - {@linkcode readLastSeq} says where the log is, even once pruning has emptied it: every append
  *   also sets `change_log_state.last_seq`, in the same statement.
- * - {@linkcode pruneUpTo} deletes what every registered node has passed ({@linkcode pruneChanges}
- *   deletes up to a seq given); nodes report how far they are with NodeLease.reportProgress.
+ * - {@linkcode pruneUpTo} deletes what every registered node has passed and the newest checkpoint
+ *   covers ({@linkcode pruneChanges} deletes up to a seq given); nodes report how far they are
+ *   with NodeLease.reportProgress, and write checkpoints with checkpoint.ts.
  *
  * `seq` order is commit order: appending takes a transaction-level advisory lock, so appending
  * transactions take their numbers one after another and commit in that order. Without it, a
@@ -124,8 +125,28 @@ export async function readChanges(
  * behind `upTo` would miss what was deleted without knowing it.
  */
 export async function pruneChanges(sql: postgres.Sql, upTo: number): Promise<number> {
-  const result = await sql`delete from changes where seq <= ${upTo}`;
-  return result.count;
+  // change_log_state.pruned_up_to says from then on that the log alone no longer starts a node.
+  const [row] = await sql`with gone as (
+      delete from changes where seq <= ${upTo} returning seq
+    ), noted as (
+      update change_log_state set pruned_up_to = greatest(pruned_up_to, (select max(seq) from gone))
+      where exists (select 1 from gone)
+    )
+    select count(*) as n from gone`;
+  return Number(row?.n ?? 0);
+}
+
+/**
+ * How far checkpoints let the log be pruned (lib/server/cluster/checkpoint.ts): up to the newest
+ * checkpoint's seq, since a node starts from it and replays the log after it; with no checkpoint,
+ * nothing once the log holds a proposal (a node then replays the whole log: what proposals decided
+ * is in no other table); with neither, no limit (undefined): the tables are the whole story.
+ */
+export async function checkpointLimit(sql: postgres.Sql): Promise<number | undefined> {
+  const [row] = await sql`select (select max(seq) from snapshots) as newest,
+    exists (select 1 from changes where change->>'t' = 'proposal') as proposals`;
+  if (row?.newest !== null && row?.newest !== undefined) return Number(row.newest);
+  return row?.proposals ? 0 : undefined;
 }
 
 /**
@@ -142,16 +163,19 @@ export async function passedByAll(sql: postgres.Sql): Promise<number | undefined
 }
 
 /**
- * Deletes what every registered node has passed ({@linkcode passedByAll}); returns up to where
- * (undefined: nothing could be) and how many entries went. Safe against a node registering
- * meanwhile: what it loads reflects every change it did not find in the log, since `last_seq`
- * values are seqs already committed before it loads.
+ * Deletes what every registered node has passed ({@linkcode passedByAll}) and checkpoints let go
+ * ({@linkcode checkpointLimit}); returns up to where (undefined: nothing could be) and how many
+ * entries went. Safe against a node registering meanwhile: what it loads (a checkpoint, or the
+ * tables) reflects every change it does not find in the log, since `last_seq` values are seqs
+ * already committed before it loads, and no checkpoint newer than the one it loads is passed.
  */
 export async function pruneUpTo(
   sql: postgres.Sql,
 ): Promise<{ upTo: number | undefined; deleted: number }> {
-  const upTo = await passedByAll(sql);
-  return { upTo, deleted: upTo === undefined ? 0 : await pruneChanges(sql, upTo) };
+  const [passed, limit] = await Promise.all([passedByAll(sql), checkpointLimit(sql)]);
+  const upTo = passed === undefined || limit === undefined ? passed : Math.min(passed, limit);
+  if (upTo === undefined || upTo <= 0) return { upTo: undefined, deleted: 0 };
+  return { upTo, deleted: await pruneChanges(sql, upTo) };
 }
 
 /** What a tail hands on, from where, and how often it looks. */

@@ -63,6 +63,15 @@ export const PG_MIGRATIONS: readonly string[] = [
      host text NOT NULL, port integer NOT NULL, started timestamptz NOT NULL
    );
    ALTER TABLE nodes ADD COLUMN IF NOT EXISTS last_seq bigint;`,
+  // 4: checkpoints (lib/server/cluster/checkpoint.ts): a node's whole replica state as
+  // StoreContents at a seq, since what proposals decide is in no other table; and how far the log
+  // has ever been pruned (change_log_state.pruned_up_to), so that a node knows when the log alone
+  // cannot rebuild the state.
+  `CREATE TABLE snapshots (
+     seq bigint PRIMARY KEY, contents jsonb NOT NULL, node text NOT NULL,
+     at timestamptz NOT NULL DEFAULT now()
+   );
+   ALTER TABLE change_log_state ADD COLUMN pruned_up_to bigint NOT NULL DEFAULT 0;`,
 ];
 
 /** The version this server writes. */

@@ -167,8 +167,8 @@ export async function loadAtSeq(sql: Sql): Promise<ContentsAtSeq> {
   }) as ContentsAtSeq;
 }
 
-/** Reads the tables, as they are in `tx`'s snapshot. */
-async function readContents(tx: Transaction): Promise<StoreContents> {
+/** Reads the tables, as they are in `tx`'s snapshot (also a cluster node's start, checkpoint.ts). */
+export async function readContents(tx: Transaction): Promise<StoreContents> {
   const rows = (query: string) => tx.unsafe(query);
   const [blocks, mail, seen, lockouts, accounts, board] = await Promise.all([
     rows("SELECT by_user, other FROM blocks"),
