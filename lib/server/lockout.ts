@@ -88,6 +88,16 @@ export class LoginGuard {
     else this.#lockedUntil.delete(user);
   }
 
+  /** Every user's failure count and lockout, as `applyLockout` takes them (for a checkpoint). */
+  get lockouts(): LockoutRecord[] {
+    const users = new Set([...this.#failures.keys(), ...this.#lockedUntil.keys()]);
+    return [...users].map((user) => ({
+      user,
+      failures: this.#failures.get(user) ?? 0,
+      until: this.#lockedUntil.get(user) ?? 0,
+    }));
+  }
+
   #save(user: string): Promise<void> {
     const failures = this.#failures.get(user) ?? 0;
     const until = this.#lockedUntil.get(user) ?? 0;

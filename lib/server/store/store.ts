@@ -93,6 +93,7 @@ export function buildStore(storage: Storage, config: StoreConfig): Store {
     keep: config.keepBoard ?? false,
     journal,
     posts: contents.board,
+    ...(contents.next ? { nextId: contents.next.post } : {}),
   });
   return {
     accounts,
@@ -106,6 +107,7 @@ export function buildStore(storage: Storage, config: StoreConfig): Store {
       perSender: config.mailboxPerSender ?? DEFAULT_PER_SENDER,
       journal,
       waiting: contents.mail,
+      ...(contents.next ? { nextId: contents.next.mail } : {}),
       clock,
     }),
     relations: new Relations({ journal, blocks: contents.blocks }),
