@@ -60,17 +60,34 @@ const BEFORE: Proposal[] = [
   // The last post deleted: the board's next id is past every id it still has.
   { t: "post", author: "leia", text: "gone soon", time: T0 + 5_000 },
   { t: "unpost", number: 3, time: T0 + 5_000, requester: "leia", at: T0 + 6_000 },
+  // Who is online, and vader's waiting message handed to his login.
+  login("vader", "a", "v1", T0 + 10_000),
+  login("yoda", "b", "y1", T0 + 11_000),
+  { t: "fail-login", user: "hans", at: T0 + 12_000 },
 ];
+
+function login(user: string, node: string, session: string, at: number): Proposal {
+  return { t: "login", user, node, session, ip: "10.0.0.2", udpPort: 5000, at, duplicate: "deny" };
+}
+
+/** vader's handed messages going back into his queue: after the checkpoint. */
+function putBack(node: TestStore): Proposal {
+  const ids = node.store.online.handed("vader").map(({ id }) => id);
+  assert.ok(ids.length > 0, "vader holds handed mail");
+  return { t: "put-back-mail", user: "vader", ids };
+}
 
 /** Proposals after the checkpoint. */
 const AFTER: Proposal[] = [
   { t: "post", author: "vader", text: "fourth", time: T0 + 7_000 },
   { t: "unpost", number: 1, time: T0 + 3_000, requester: "yoda", at: T0 + 8_000 },
   { t: "mail", to: "hans", from: "leia", line: "leia: hi", ref: "r5", time: T0 + 4 },
-  { t: "take-mail", user: "vader", session: "s2" },
+  { t: "take-mail", user: "hans", session: "s2" },
   { t: "mail", to: "yoda", from: "vader", line: "vader: 1", ref: "r6", time: T0 + 5 },
   { t: "block", by: "hans", other: "yoda" },
   { t: "edit", number: 1, time: T0 + 2_000, requester: "yoda", text: "third!", at: T0 + 9_000 },
+  { t: "logout", user: "yoda", session: "y1", at: T0 + 13_000, reason: "out" },
+  login("hans", "a", "h1", T0 + 14_000),
 ];
 
 /** Ordinary Changes, made by a node's sections and (on PostgreSQL) committed to the log. */
@@ -101,6 +118,8 @@ function observe(node: TestStore) {
     locked: USERS.map((user) => store.guard.isLocked(user)),
     lockouts: store.guard.lockouts.toSorted((x, y) => x.user.localeCompare(y.user)),
     next: { mail: store.mailbox.nextId, post: store.board.nextId },
+    online: store.online.entries,
+    handed: USERS.map((user) => store.online.handed(user)),
   };
 }
 
@@ -126,7 +145,7 @@ Deno.test("contentsOf() round-trips through buildStore: the same state, and it d
   await using b = await fromContents(contents);
   assert.deepEqual(contentsOf(b.store), contents);
   assert.deepEqual(observe(b), observe(a));
-  for (const proposal of AFTER) {
+  for (const proposal of [putBack(a), ...AFTER]) {
     assert.deepEqual(decide(b.store, proposal).outcome, decide(a.store, proposal).outcome);
   }
   await eventually(
@@ -231,7 +250,7 @@ pgTest(
       contents: JSON.parse(JSON.stringify(contentsOf(db.a.store))),
       seq,
     });
-    await db.run(AFTER, 1);
+    await db.run([putBack(db.a), ...AFTER], 1);
     assert.ok((await readLastSeq(db.admin)) > seq, "more came after the checkpoint");
     const { start, c } = await db.replica("c");
     assert.equal(start.from, "checkpoint");
@@ -283,7 +302,7 @@ pgTest(
     assert.deepEqual(await pruneUpTo(db.admin), { upTo: undefined, deleted: 0 }, "no checkpoint");
     const seq = db.a.sequencer.lastSeq;
     await writeCheckpoint(db.admin, db.a.store, seq, "a");
-    await db.run(AFTER, 1);
+    await db.run([putBack(db.a), ...AFTER], 1);
     const last = db.a.sequencer.lastSeq;
     await lease.reportProgress(last);
     const before = (await readChanges(db.admin, 0, 100_000)).filter((entry) => entry.seq <= seq);

@@ -38,8 +38,8 @@ export interface ReplicaStart extends ContentsAtSeq {
 /**
  * The replica state of `store` as contents: what a store built from them (buildStore) holds and
  * decides as `store` does. Blocks, waiting offline messages with their ids, refs and order, last
- * seen times, failure counts and lockouts, the board with its ids, and the ids each section gives
- * next. No accounts: the AccountStore keeps none in memory (each node reads its credentials.txt).
+ * seen times, failure counts and lockouts, the board with its ids, the ids each section gives
+ * next, and the online list with the messages handed to logins and not yet settled. No accounts: the AccountStore keeps none in memory (each node reads its credentials.txt).
  * Offline messages taken by a login and neither delivered nor put back are not waiting, so not
  * here. Read synchronously: the contents are the store as it is at the call.
  */
@@ -52,6 +52,7 @@ export function contentsOf(store: Store): StoreContents {
     accounts: [],
     board: store.board.posts,
     next: { mail: store.mailbox.nextId, post: store.board.nextId },
+    online: { entries: store.online.entries, handed: store.online.allHanded },
   };
 }
 

@@ -27,10 +27,30 @@ export interface OnlineEntry {
   loginTime: number;
 }
 
+/** An offline message handed to a login of `to` on `node`, not yet settled. */
+export interface HandedMail {
+  to: string;
+  node: string;
+  message: StoredMessage;
+}
+
 /** The cluster's logged-in sessions, one per user, in login order. */
 export class OnlineList {
   readonly #entries = new Map<string, OnlineEntry>();
   readonly #handed = new Map<string, Array<{ node: string; message: StoredMessage }>>();
+
+  /** A list holding `entries` (in login order) and `handed` (a checkpoint's, checkpoint.ts). */
+  constructor(state: { entries?: OnlineEntry[]; handed?: HandedMail[] } = {}) {
+    for (const entry of state.entries ?? []) this.arrive(entry);
+    for (const { to, node, message } of state.handed ?? []) this.hand(to, node, [message]);
+  }
+
+  /** Every handed message not yet settled, recipient by recipient in the order handed (copies). */
+  get allHanded(): HandedMail[] {
+    return [...this.#handed].flatMap(([to, held]) =>
+      held.map(({ node, message }) => ({ to, node, message: { ...message } }))
+    );
+  }
 
   /** The sessions, oldest login first (copies). */
   get entries(): OnlineEntry[] {

@@ -3,6 +3,7 @@
  * change, or a batch of them in one transaction) and what it reads back at start. The rules
  * (mailbox shares, lockouts, board numbering) live in the state classes; a journal only records.
  */
+import type { HandedMail, OnlineEntry } from "../cluster/online_list.ts";
 
 /** One change to the state that outlives a connection. */
 export type Change =
@@ -74,6 +75,12 @@ export interface StoreContents {
    * was taken from, since ids travel in the log. Absent: one past the largest listed.
    */
   next?: { mail: number; post: number };
+  /**
+   * The cluster's online list (lib/server/cluster/online_list.ts): the sessions in login order and
+   * the offline messages handed to them and not yet settled. Only a cluster checkpoint holds it:
+   * a single server's sessions end with it. Absent: nobody.
+   */
+  online?: { entries: OnlineEntry[]; handed: HandedMail[] };
 }
 
 /** A store with nothing in it. */

@@ -112,7 +112,7 @@ export function buildStore(storage: Storage, config: StoreConfig): Store {
     }),
     relations: new Relations({ journal, blocks: contents.blocks }),
     lastSeen: new LastSeen({ journal, seen: contents.seen }),
-    online: new OnlineList(),
+    online: new OnlineList(contents.online),
     location: storage.location,
     async start() {
       await Promise.all([board.reset(), userLog.reset()]);
