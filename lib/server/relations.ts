@@ -5,6 +5,10 @@
 import { CommandError } from "../shared/errors.ts";
 import { type Journal, memoryJournal } from "./store/journal.ts";
 
+/** What a sender is told when the recipient of a direct message has blocked them. */
+export const BLOCKED_MESSAGE =
+  "Your message could not be delivered as the recipient has blocked you";
+
 /** Block lists, keyed by the blocker. */
 export class Relations {
   readonly #blocked = new Map<string, Set<string>>();

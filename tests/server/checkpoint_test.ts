@@ -52,7 +52,8 @@ const BEFORE: Proposal[] = [
   { t: "mail", to: "vader", from: "hans", line: "hans: 1", ref: "r1", time: T0 },
   { t: "mail", to: "vader", from: "leia", line: "leia: 1", ref: "r2", time: T0 + 1 },
   { t: "take-mail", user: "vader", session: "s1" },
-  { t: "mail", to: "vader", from: "yoda", line: "yoda: 1", ref: "r3", time: T0 + 2 },
+  // Not from yoda: vader blocked him (ordinary, round 0), and a blocked sender's mail is refused.
+  { t: "mail", to: "vader", from: "obiwan", line: "obiwan: 1", ref: "r3", time: T0 + 2 },
   { t: "mail", to: "hans", from: "yoda", line: "yoda: hi", ref: "r4", time: T0 + 3 },
   { t: "block", by: "yoda", other: "hans" },
   { t: "block", by: "leia", other: "vader" },

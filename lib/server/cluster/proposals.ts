@@ -23,6 +23,7 @@
 import { CommandError } from "../../shared/errors.ts";
 import { truncateToSecond } from "../../shared/timestamp.ts";
 import type { StoredMessage } from "../mailbox.ts";
+import { BLOCKED_MESSAGE } from "../relations.ts";
 import type { Change, PostRecord } from "../store/journal.ts";
 import { applyChange } from "../store/replica.ts";
 import type { Store } from "../store/store.ts";
@@ -159,8 +160,11 @@ const DECIDE: { [K in Proposal["t"]]: Decide<K> } = {
       changes: [{ t: "post", post: { ...message, text: proposal.text, time, edited: true } }],
     };
   },
-  mail({ mailbox }, proposal) {
+  mail({ mailbox, relations }, proposal) {
     const { to, from, line, time } = proposal;
+    // Checked again here: a block decided before this message may be one the proposer's node
+    // had not applied yet when it proposed.
+    if (!relations.canReach(from, to)) throw new CommandError(BLOCKED_MESSAGE);
     mailbox.checkRoom(to, from);
     const id = mailbox.nextId;
     const ref = proposal.ref ?? derivedRef(proposal, id);
