@@ -5,6 +5,7 @@
 import type { Clock } from "../shared/clock.ts";
 import type { Logger } from "../shared/logger.ts";
 import { Broker } from "./broker.ts";
+import type { Cluster } from "./cluster/cluster.ts";
 import type { HashCost } from "./credentials.ts";
 import type { TextFiles } from "./files.ts";
 import { HashPool } from "./hash_pool.ts";
@@ -68,6 +69,11 @@ export interface ServerConfig {
   storage?: Storage;
   /** The board survives restarts (needs a storage that keeps things). */
   keepBoard?: boolean;
+  /**
+   * Cluster mode (lib/server/cluster/cluster.ts): the store starts from the cluster's storage
+   * (`storage` is not used), keeps its board, and the commands wired to it propose through it.
+   */
+  cluster?: Cluster;
 }
 
 /** Failed logins (and wrong `passwd` old passwords) per minute per source address by default. */
@@ -84,6 +90,8 @@ export interface ServerState {
   readonly roster: Roster;
   readonly broker: Broker;
   readonly logger: Logger;
+  /** The cluster this server is a node of, if any. */
+  readonly cluster: Cluster | undefined;
 }
 
 /** Builds the state and the login state machine for a server with `config`. */
@@ -93,7 +101,11 @@ export function buildState(config: ServerConfig): { state: ServerState; login: L
     ...(config.hashConcurrency !== undefined ? { concurrency: config.hashConcurrency } : {}),
     ...(config.hashQueue !== undefined ? { queue: config.hashQueue } : {}),
   });
-  const store = buildStore(config.storage ?? memoryStorage(), { ...config, pool });
+  const { cluster } = config;
+  const store = cluster
+    ? buildStore(cluster.storage, { ...config, pool, keepBoard: true })
+    : buildStore(config.storage ?? memoryStorage(), { ...config, pool });
+  cluster?.follow(store);
   const roster = new Roster({
     store,
     clock,
@@ -103,7 +115,7 @@ export function buildState(config: ServerConfig): { state: ServerState; login: L
   });
   const broker = new Broker(roster, store.relations, logger, { clock });
   return {
-    state: { store, roster, broker, logger },
+    state: { store, roster, broker, logger, cluster },
     login: new Login(store, logger, {
       allowRegister: config.allowRegister,
       failures: new AddressThrottle({

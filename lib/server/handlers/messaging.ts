@@ -1,7 +1,12 @@
-/** Messaging between users: message, broadcast, block, unblock. */
+/**
+ * Messaging between users: message, broadcast, block, unblock. In cluster mode an offline
+ * message, a block and an unblock propose through the cluster and reply with what it decided.
+ */
 import type { Args } from "../../shared/commands.ts";
 import { CommandError } from "../../shared/errors.ts";
 import type { ServerEvent } from "../../shared/protocol.ts";
+import { accepted } from "../cluster/cluster.ts";
+import { BLOCKED_MESSAGE } from "../relations.ts";
 import type { CommandContext } from "./context.ts";
 
 /**
@@ -12,20 +17,27 @@ export async function directMessage(context: CommandContext, args: Args): Promis
   const { state, user } = context;
   const to = args.user;
   await state.roster.requireOther(user, to, "message");
-  if (!state.store.relations.canReach(user, to)) {
-    throw new CommandError("Your message could not be delivered as the recipient has blocked you");
+  const online = state.roster.online.has(to);
+  // A cluster checks an offline message's block as it decides it: this node may not have applied
+  // the latest block or unblock yet.
+  if ((online || !state.cluster) && !state.store.relations.canReach(user, to)) {
+    throw new CommandError(BLOCKED_MESSAGE);
   }
   const line = `${user}: ${args.text}`;
   // The sender's ref travels with the message so the recipient can recognise a second copy (a
   // private message relayed here whose direct copy arrives after all).
   const ref = context.ref === undefined ? {} : { ref: context.ref };
-  if (state.roster.online.has(to)) {
+  if (online) {
     context.notify(to, { kind: "message", lines: [line], data: { from: user, ...ref } });
     state.logger.info(`${user} messaged ${to}.`);
     return [`Message sent to ${to}.`];
   }
-  // Counted and queued now; the reply waits until it is written down.
-  context.afterCommit(state.store.mailbox.put(to, { from: user, line, ...ref }));
+  if (state.cluster) {
+    await accepted(state.cluster, { t: "mail", to, from: user, line, ...ref, time: context.now });
+  } else {
+    // Counted and queued now; the reply waits until it is written down.
+    context.afterCommit(state.store.mailbox.put(to, { from: user, line, ...ref }));
+  }
   state.logger.info(`${user} left a message for ${to} (offline).`);
   return [`${to} is offline; the message will be delivered when they log in.`];
 }
@@ -59,18 +71,22 @@ export function broadcast(context: CommandContext, args: Args): string[] {
 export async function blockUser(context: CommandContext, args: Args): Promise<string[]> {
   const { state, user } = context;
   await state.roster.requireOther(user, args.user, "block");
-  // In force now; the reply, and what the block ends, wait until it is written down (a block that
-  // could not be is lifted again, and ends nothing).
-  context.afterCommit(
-    state.store.relations.block(user, args.user).then(() => {
-      // A blocked user may not message the blocker privately either, so a session between them
-      // ends. The reason is not given: a blocked user is not told who blocked them.
-      state.broker.endBetween(user, args.user, "", context.notify);
-      // Files they were sending me stop: the tickets they hold are revoked (both are told).
-      state.broker.revokeFiles(user, args.user, context.notify);
-      state.logger.info(`${user} blocked ${args.user}.`);
-    }),
-  );
+  const inForce = () => {
+    // A blocked user may not message the blocker privately either, so a session between them
+    // ends. The reason is not given: a blocked user is not told who blocked them.
+    state.broker.endBetween(user, args.user, "", context.notify);
+    // Files they were sending me stop: the tickets they hold are revoked (both are told).
+    state.broker.revokeFiles(user, args.user, context.notify);
+    state.logger.info(`${user} blocked ${args.user}.`);
+  };
+  if (state.cluster) {
+    await accepted(state.cluster, { t: "block", by: user, other: args.user });
+    inForce();
+  } else {
+    // In force now; the reply, and what the block ends, wait until it is written down (a block
+    // that could not be is lifted again, and ends nothing).
+    context.afterCommit(state.store.relations.block(user, args.user).then(inForce));
+  }
   return [`${args.user} is blocked`];
 }
 
@@ -78,7 +94,10 @@ export async function blockUser(context: CommandContext, args: Args): Promise<st
 export async function unblockUser(context: CommandContext, args: Args): Promise<string[]> {
   const { state, user } = context;
   await state.roster.requireOther(user, args.user, "unblock");
-  if (!await state.store.relations.unblock(user, args.user)) {
+  const lifted = state.cluster
+    ? (await accepted(state.cluster, { t: "unblock", by: user, other: args.user })).changed
+    : await state.store.relations.unblock(user, args.user);
+  if (!lifted) {
     throw new CommandError(`${args.user} is not blocked.`);
   }
   state.logger.info(`${user} unblocked ${args.user}.`);

@@ -1,0 +1,162 @@
+/**
+ * The server core's one seam to cluster mode (docs/CLUSTER.md, step 2): a {@linkcode Cluster} in
+ * the ServerConfig makes the commands wired to it (the board, offline messages, blocks) propose
+ * their intent through the change log and reply with what it came to, decided in `seq` order on
+ * every node. {@linkcode openCluster} makes one on a PostgreSQL database: it loads where the node
+ * starts (loadForReplica), registers the node (NodeLease) and, once the server has built its Store
+ * from those contents, follows the log into it (Sequencer).
+ *
+ * @module
+ */
+import postgres from "postgres";
+import type { Clock } from "../../shared/clock.ts";
+import { CommandError } from "../../shared/errors.ts";
+import type { Logger } from "../../shared/logger.ts";
+import { memoryJournal, type Storage } from "../store/journal.ts";
+import { redactUrl } from "../store/postgres.ts";
+import { upgradeLayout } from "../store/pg_schema.ts";
+import type { Store } from "../store/store.ts";
+import { loadForReplica } from "./checkpoint.ts";
+import { NodeLease } from "./liveness.ts";
+import { PostgresBus } from "./postgres_bus.ts";
+import type { Accepted, Outcome, Proposal } from "./proposals.ts";
+import { Sequencer } from "./sequencer.ts";
+
+/** What the server core asks of a cluster. */
+export interface Cluster {
+  /**
+   * What the node's Store is built from: the replica's state where it starts, written nowhere
+   * (what changes it travels in the log).
+   */
+  readonly storage: Storage;
+  /** Follows the log into `store`, built over `storage`; called once, before any proposal. */
+  follow(store: Store): void;
+  /**
+   * Proposes; resolves with the outcome this node decided in `seq` order. Rejects with a
+   * CommandError (`Service unavailable, try again.`) when the log cannot take it.
+   */
+  propose<P extends Proposal>(proposal: P): Promise<Outcome<P["t"]>>;
+}
+
+/**
+ * What an accepted proposal tells its proposer; a refused one throws a CommandError with its
+ * reason, which the dispatcher turns into a `failed` reply as it does any command's refusal.
+ */
+export async function accepted<P extends Proposal>(
+  cluster: Cluster,
+  proposal: P,
+): Promise<Accepted[P["t"]]> {
+  const outcome = await cluster.propose(proposal);
+  if (!outcome.ok) throw new CommandError(outcome.reason);
+  return outcome as Accepted[P["t"]];
+}
+
+/** Options of {@linkcode openCluster}. */
+export interface ClusterOptions {
+  /** This node's id, unique among live nodes. */
+  node: string;
+  clock: Clock;
+  logger: Logger;
+  /** Where this node listens, as the `nodes` table shows it (default 127.0.0.1:0). */
+  host?: string;
+  port?: number;
+}
+
+/** A cluster node on PostgreSQL: a {@linkcode Cluster} and what it holds open. */
+export interface ClusterNode extends Cluster, AsyncDisposable {
+  /** The seq the node started at, and what from (a checkpoint, the tables, the whole log). */
+  readonly start: { seq: number; from: "checkpoint" | "tables" | "log" };
+  /** Stops following the log, lets go of the node's registration and of the database; idempotent. */
+  close(): Promise<void>;
+}
+
+/**
+ * Joins the cluster on the database at `url`: upgrades its layout if need be, registers the node
+ * (NodeLease) before loading, so that pruning waits for it, and loads where it starts
+ * (loadForReplica). The log is followed from `follow()` on. Throws if the database cannot be
+ * reached, or a live node holds the id.
+ */
+export async function openCluster(url: string, options: ClusterOptions): Promise<ClusterNode> {
+  const { node, clock, logger } = options;
+  const sql = postgres(url, { max: 4, fetch_types: false, onnotice: () => {} });
+  let lease: NodeLease | undefined;
+  let bus: PostgresBus | undefined;
+  try {
+    await sql.begin((tx) => upgradeLayout(tx, redactUrl(url)));
+    lease = await NodeLease.acquire(url, {
+      id: node,
+      host: options.host ?? "127.0.0.1",
+      port: options.port ?? 0,
+    }, {
+      clock,
+      onDisconnected: (reason) => logger.warn(`Cluster node ${node} lost its lease: ${reason}`),
+    });
+    const { contents, seq, from } = await loadForReplica(sql);
+    bus = PostgresBus.connect(url, { logger });
+    return new PostgresClusterNode({ sql, bus, lease, node, logger }, {
+      ...memoryJournal,
+      contents,
+      location: redactUrl(url),
+    }, { seq, from });
+  } catch (error) {
+    await bus?.close();
+    await lease?.release();
+    await sql.end({ timeout: 1 });
+    throw error;
+  }
+}
+
+/** What a {@linkcode PostgresClusterNode} holds open. */
+interface Held {
+  sql: postgres.Sql;
+  bus: PostgresBus;
+  lease: NodeLease;
+  node: string;
+  logger: Logger;
+}
+
+class PostgresClusterNode implements ClusterNode {
+  readonly storage: Storage;
+  readonly start: ClusterNode["start"];
+  readonly #held: Held;
+  #sequencer: Sequencer | undefined;
+  #started: Promise<void> | undefined;
+  #closing: Promise<void> | undefined;
+
+  constructor(held: Held, storage: Storage, start: ClusterNode["start"]) {
+    this.#held = held;
+    this.storage = storage;
+    this.start = start;
+  }
+
+  follow(store: Store): void {
+    if (this.#sequencer) throw new Error("The cluster node follows the log already");
+    const { sql, bus, node, logger } = this.#held;
+    this.#sequencer = new Sequencer(store, { sql, bus, node, after: this.start.seq, logger });
+    this.#started = this.#sequencer.start();
+    // A failed start is what the next proposal hears.
+    this.#started.catch(() => {});
+  }
+
+  async propose<P extends Proposal>(proposal: P): Promise<Outcome<P["t"]>> {
+    if (!this.#sequencer || !this.#started) {
+      throw new Error("The cluster node is not following the log yet");
+    }
+    await this.#started;
+    return await this.#sequencer.propose(proposal);
+  }
+
+  close(): Promise<void> {
+    return this.#closing ??= (async () => {
+      const { sql, bus, lease } = this.#held;
+      await this.#sequencer?.stop();
+      await bus.close();
+      await lease.release();
+      await sql.end({ timeout: 5 });
+    })();
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+}
