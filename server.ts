@@ -14,11 +14,14 @@ import {
   type TlsIdentity,
 } from "./lib/server/mod.ts";
 import { hashCredentialsFile } from "./lib/server/accounts.ts";
+import { type ClusterNode, openCluster } from "./lib/server/cluster/cluster.ts";
+import { redactUrl } from "./lib/server/store/postgres.ts";
 import { DATABASE_FILE, openSqliteStorage, StorageError } from "./lib/server/store/sqlite.ts";
 import { exposureWarning } from "./lib/server/credentials.ts";
 import { defaultMaxConnections } from "./lib/server/limits.ts";
 import { isExit } from "./lib/shared/cli.ts";
 import { systemClock } from "./lib/shared/clock.ts";
+import type { Storage } from "./lib/server/store/journal.ts";
 import { displaySafe } from "./lib/shared/display.ts";
 import type { Logger } from "./lib/shared/logger.ts";
 
@@ -101,6 +104,46 @@ function enterDataDir(
   }
 }
 
+/**
+ * Where the state lives: toom.db, or with --database a cluster node on PostgreSQL; or a message
+ * saying why it cannot be had.
+ */
+async function openState(
+  args: { database?: string; nodeId?: string; host: string; port: number; sync: "full" | "normal" },
+  logger: Logger,
+): Promise<{ storage: Storage } | { cluster: ClusterNode } | string> {
+  if (args.database === undefined) {
+    try {
+      return {
+        storage: openSqliteStorage(DATABASE_FILE, { clock: systemClock, sync: args.sync, logger }),
+      };
+    } catch (error) {
+      if (!(error instanceof StorageError)) throw error;
+      return error.message;
+    }
+  }
+  if (Deno.permissions.querySync({ name: "env" }).state !== "granted") {
+    return "chat-server needs --allow-env for --database: the PostgreSQL client reads PG* variables";
+  }
+  const node = args.nodeId ?? `node-${crypto.randomUUID().slice(0, 8)}`;
+  try {
+    const cluster = await openCluster(args.database, {
+      node,
+      clock: systemClock,
+      logger,
+      host: args.host,
+      port: args.port,
+    });
+    logger.info(
+      `Cluster node ${node} on ${redactUrl(args.database)}, starting at seq ` +
+        `${cluster.start.seq} (from ${cluster.start.from})`,
+    );
+    return { cluster };
+  } catch (error) {
+    return `Cannot join the cluster on ${redactUrl(args.database)}: ${(error as Error).message}`;
+  }
+}
+
 async function main(): Promise<number> {
   const args = parseServerArgs(Deno.args);
   if (isExit(args)) {
@@ -142,14 +185,12 @@ async function main(): Promise<number> {
   } else {
     await warnIfExposed(args.credentials, credentials, logger);
   }
-  let storage;
-  try {
-    storage = openSqliteStorage(DATABASE_FILE, { clock: systemClock, sync: args.sync, logger });
-  } catch (error) {
-    if (!(error instanceof StorageError)) throw error;
-    console.error(error.message);
+  const state = await openState(args, logger);
+  if (typeof state === "string") {
+    console.error(state);
     return 1;
   }
+  const closeState = () => "cluster" in state ? state.cluster.close() : state.storage.close();
   const { maxConnections, freeDescriptors } = args.maxConnections !== undefined
     ? { maxConnections: args.maxConnections, freeDescriptors: undefined }
     : defaultMaxConnections();
@@ -169,7 +210,7 @@ async function main(): Promise<number> {
     maxPendingPerIp: args.maxPendingPerIp,
     maxFailuresPerIp: args.maxFailuresPerIp,
     maxRegistrationsPerIp: args.maxRegistrationsPerIp,
-    storage,
+    ...state,
     keepBoard: args.keepBoard,
   });
   const controller = new AbortController();
@@ -201,7 +242,7 @@ async function main(): Promise<number> {
         ? `Cannot use the TLS certificate ${files}: ${(error as Error).message}`
         : `Cannot listen on ${args.host}:${args.port}: ${(error as Error).message}`,
     );
-    await storage.close();
+    await closeState();
     return 1;
   }
   // The port comes first so that whoever started the server on port 0 can read it easily.
@@ -215,6 +256,8 @@ async function main(): Promise<number> {
       (freeDescriptors !== undefined ? ` (${freeDescriptors} file descriptors free)` : ""),
   );
   await listening.finished;
+  // The server has closed its store; a cluster node leaves the cluster after it.
+  if ("cluster" in state) await state.cluster.close();
   console.log("Server stopped");
   return 0;
 }

@@ -37,6 +37,10 @@ export interface ServerArgs {
   keepBoard: boolean;
   /** How much a commit of toom.db waits for the disk. */
   sync: "full" | "normal";
+  /** Cluster mode: the PostgreSQL database the nodes share (`--database URL`), instead of toom.db. */
+  database?: string;
+  /** This node's id in the cluster (`--node-id`); made up at start when absent. */
+  nodeId?: string;
 }
 
 /** `chat-server --hash-credentials`: rewrite the clear-text passwords as hashes, then exit. */
@@ -51,7 +55,7 @@ export const SERVER_USAGE =
   "[--max-connections N] [--max-pending-per-ip N] [--max-failures-per-ip N] " +
   "[--max-registrations-per-ip N] " +
   "[--duplicate-login deny|replace] [--quiet] [--tls-cert FILE --tls-key FILE | --no-tls] " +
-  "[--data-dir DIR] [--keep-board] [--sync full|normal]";
+  "[--data-dir DIR] [--keep-board] [--sync full|normal] [--database URL [--node-id ID]]";
 
 const SERVER_HELP = `${SERVER_USAGE}
 
@@ -99,6 +103,11 @@ Options:
   --sync full|normal           full: a change is on the disk before it is acknowledged
                                (survives a power loss); normal: the system has it (survives
                                the server being killed, not a power loss) [full]
+  --database URL               run as a node of a cluster sharing the PostgreSQL database at
+                               URL (postgres://USER@HOST:PORT/DB) instead of toom.db; for now
+                               the board, offline messages and blocks are shared
+  --node-id ID                 this node's id in the cluster, unique among the live nodes
+                               [made up at start]
   --help, --version
 
 Exit status: 0 after a clean stop (Ctrl+C), 1 if the port cannot be bound, the TLS
@@ -142,6 +151,8 @@ export function parseServerArgs(argv: string[]): ServerArgs | HashCredentialsArg
         "data-dir": { type: "string" },
         "keep-board": { type: "boolean" },
         sync: { type: "string" },
+        database: { type: "string" },
+        "node-id": { type: "string" },
         help: { type: "boolean", short: "h" },
         version: { type: "boolean" },
       },
@@ -199,6 +210,15 @@ export function parseServerArgs(argv: string[]): ServerArgs | HashCredentialsArg
     return usageExit(SERVER_USAGE, `Invalid --sync: ${sync} (full or normal)`);
   }
   if (values["data-dir"] === "") return usageExit(SERVER_USAGE, "--data-dir needs a directory");
+  if (values.database === "") return usageExit(SERVER_USAGE, "--database needs a URL");
+  if (values["node-id"] !== undefined) {
+    if (values.database === undefined) {
+      return usageExit(SERVER_USAGE, "--node-id needs --database");
+    }
+    if (!/^[\w.:-]{1,64}$/.test(values["node-id"])) {
+      return usageExit(SERVER_USAGE, `Invalid --node-id: ${values["node-id"]}`);
+    }
+  }
   const tlsCert = values["tls-cert"];
   const tlsKey = values["tls-key"];
   if ((tlsCert === undefined) !== (tlsKey === undefined)) {
@@ -227,6 +247,8 @@ export function parseServerArgs(argv: string[]): ServerArgs | HashCredentialsArg
     dataDir: values["data-dir"],
     keepBoard: values["keep-board"] ?? false,
     sync,
+    ...(values.database !== undefined ? { database: values.database } : {}),
+    ...(values["node-id"] !== undefined ? { nodeId: values["node-id"] } : {}),
   };
 }
 

@@ -118,6 +118,19 @@ Deno.test("parseServerArgs() reads every option", () => {
   );
 });
 
+Deno.test("parseServerArgs() reads --database and --node-id for cluster mode", () => {
+  const url = "postgres://toom@db.example:5432/toom";
+  assert.deepEqual(serverArgs(["5000", "3", "--database", url, "--node-id", "node-1"]), {
+    ...SERVER_DEFAULTS,
+    database: url,
+    nodeId: "node-1",
+  });
+  assert.deepEqual(serverArgs(["5000", "3", `--database=${url}`]), {
+    ...SERVER_DEFAULTS,
+    database: url,
+  });
+});
+
 Deno.test("parseServerArgs() accepts options before, between and after positionals", () => {
   const expected = { ...SERVER_DEFAULTS, quiet: true, host: "::1" };
   assert.deepEqual(serverArgs(["--quiet", "5000", "--host", "::1", "3"]), expected);
@@ -222,6 +235,9 @@ const SERVER_USAGE_EXITS: [string, string[]][] = [
   ["a missing --tls-cert value", ["5000", "3", "--tls-key", "k.pem", "--tls-cert"]],
   ["a bad --sync", ["5000", "3", "--sync", "off"]],
   ["an empty --data-dir", ["5000", "3", "--data-dir="]],
+  ["an empty --database", ["5000", "3", "--database="]],
+  ["--node-id without --database", ["5000", "3", "--node-id", "a"]],
+  ["a bad --node-id", ["5000", "3", "--database", "postgres://db/t", "--node-id", "a b"]],
 ];
 
 for (const [what, argv] of SERVER_USAGE_EXITS) {
