@@ -20,7 +20,7 @@ import { loadForReplica } from "./checkpoint.ts";
 import { NodeLease } from "./liveness.ts";
 import { PostgresBus } from "./postgres_bus.ts";
 import type { Accepted, Outcome, Proposal } from "./proposals.ts";
-import { Sequencer } from "./sequencer.ts";
+import { type DecidedListener, Sequencer } from "./sequencer.ts";
 
 /** What the server core asks of a cluster. */
 export interface Cluster {
@@ -29,8 +29,13 @@ export interface Cluster {
    * (what changes it travels in the log).
    */
   readonly storage: Storage;
-  /** Follows the log into `store`, built over `storage`; called once, before any proposal. */
-  follow(store: Store): void;
+  /** This node's id: the `node` of the sessions it holds in the online list. */
+  readonly node: string;
+  /**
+   * Follows the log into `store`, built over `storage`; called once, before any proposal.
+   * `onDecided` hears every proposal decided, on this node, in `seq` order (sequencer.ts).
+   */
+  follow(store: Store, onDecided?: DecidedListener): void;
   /**
    * Proposes; resolves with the outcome this node decided in `seq` order. Rejects with a
    * CommandError (`Service unavailable, try again.`) when the log cannot take it.
@@ -117,6 +122,7 @@ interface Held {
 
 class PostgresClusterNode implements ClusterNode {
   readonly storage: Storage;
+  readonly node: string;
   readonly start: ClusterNode["start"];
   readonly #held: Held;
   #sequencer: Sequencer | undefined;
@@ -126,13 +132,21 @@ class PostgresClusterNode implements ClusterNode {
   constructor(held: Held, storage: Storage, start: ClusterNode["start"]) {
     this.#held = held;
     this.storage = storage;
+    this.node = held.node;
     this.start = start;
   }
 
-  follow(store: Store): void {
+  follow(store: Store, onDecided?: DecidedListener): void {
     if (this.#sequencer) throw new Error("The cluster node follows the log already");
     const { sql, bus, node, logger } = this.#held;
-    this.#sequencer = new Sequencer(store, { sql, bus, node, after: this.start.seq, logger });
+    this.#sequencer = new Sequencer(store, {
+      sql,
+      bus,
+      node,
+      after: this.start.seq,
+      logger,
+      ...(onDecided ? { onDecided } : {}),
+    });
     this.#started = this.#sequencer.start();
     // A failed start is what the next proposal hears.
     this.#started.catch(() => {});

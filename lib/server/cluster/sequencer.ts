@@ -6,8 +6,11 @@
  * decides its own proposal early: its reply would be one no other node agrees with), and Changes
  * other nodes' storages committed with `applyChange` (this node's own are in its Store already).
  *
+ * A listener (`onDecided`) hears every decided proposal with its outcome, on every node: what a
+ * node does for its own sessions (cluster/local_effects.ts).
+ *
  * Not yet: writing what proposals decide to the state tables (a node starting with loadAtSeq would
- * miss it), and wiring this into chat-server.
+ * miss it).
  *
  * @module
  */
@@ -45,7 +48,16 @@ export interface SequencerOptions {
   intervalMs?: number;
   clock?: TickClock;
   logger?: Logger;
+  /**
+   * Hears every proposal this node decides, in `seq` order, with its outcome (what the node does
+   * for its own sessions: presence notices, deliveries). The proposer's reply waits for what it
+   * returns; the tail does not.
+   */
+  onDecided?: DecidedListener;
 }
+
+/** What a node does with each decided proposal, on every node (see SequencerOptions.onDecided). */
+export type DecidedListener = (proposal: Proposal, outcome: Outcome) => Promise<void> | void;
 
 /** Someone waiting for the outcome of the proposal at a seq. */
 interface Waiter {
@@ -59,6 +71,8 @@ export class Sequencer {
   readonly #sql: postgres.Sql;
   readonly #node: string;
   readonly #tail: ChangeTail;
+  readonly #onDecided: DecidedListener | undefined;
+  readonly #logger: Logger | undefined;
   /** This node's proposals appended and not yet decided here, by seq. */
   readonly #waiting = new Map<number, Waiter>();
   /**
@@ -75,6 +89,8 @@ export class Sequencer {
     this.#store = store;
     this.#sql = options.sql;
     this.#node = options.node;
+    this.#onDecided = options.onDecided;
+    this.#logger = options.logger;
     this.#tail = new ChangeTail(options.sql, options.bus, {
       onChange: (seq, node, entry) => this.#apply(seq, node, entry),
       after: options.after,
@@ -158,12 +174,26 @@ export class Sequencer {
       waiter?.reject(error instanceof Error ? error : new Error(String(error)));
       throw error;
     }
-    if (!mine) return;
     const { outcome, written } = decided;
-    // The reply waits for messagelog.txt, as a single server's does; the tail does not.
-    const settled = written.then(() => outcome, () => outcome);
+    const heard = this.#hear(proposal, outcome);
+    if (!mine) return;
+    // The reply waits for messagelog.txt (and what the listener writes), as a single server's
+    // does; the tail does not.
+    const settled = Promise.all([written, heard]).then(() => outcome, () => outcome);
     if (waiter) void settled.then(waiter.resolve);
     else this.#early.set(seq, settled);
+  }
+
+  /** Tells the listener; what goes wrong there is logged, and the log goes on. */
+  #hear(proposal: Proposal, outcome: Outcome): Promise<void> {
+    const failed = (error: unknown) =>
+      this.#logger?.warn(`Acting on a decided ${proposal.t} failed: ${String(error)}`);
+    try {
+      return Promise.resolve(this.#onDecided?.(proposal, outcome)).catch(failed);
+    } catch (error) {
+      failed(error);
+      return Promise.resolve();
+    }
   }
 }
 
