@@ -120,7 +120,7 @@ export class ChatServer {
 
   constructor(config: ServerConfig) {
     this.config = config;
-    ({ state: this.state, login: this.login } = buildState(config));
+    ({ state: this.state, login: this.login } = buildState(config, this.#deliverNow));
     this.maxConnections = config.maxConnections ?? FALLBACK_MAX_CONNECTIONS;
     this.#admission = new Admission({
       maxConnections: this.maxConnections,

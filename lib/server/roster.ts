@@ -2,12 +2,18 @@
  * Who is online: one session per user, admission at login (the duplicate-login rule), departure
  * however it happens, presence notices, and when each user was last seen. It also answers whether
  * another user exists, the check every command about another user starts with.
+ *
+ * In cluster mode it holds this node's sessions: a login and a logout are proposed through the
+ * cluster and the reply follows its outcome; the notices and userlog.txt follow on every node as it
+ * decides them (cluster/local_effects.ts), and offline messages come with the login's outcome.
  */
 import { setImmediate } from "node:timers";
+import type { Cluster } from "./cluster/cluster.ts";
+import type { Proposal } from "./cluster/proposals.ts";
 import type { Clock } from "../shared/clock.ts";
 import { CommandError } from "../shared/errors.ts";
 import type { Logger } from "../shared/logger.ts";
-import type { Presence, ServerEvent } from "../shared/protocol.ts";
+import type { Presence, ServerEvent, ServerFrame } from "../shared/protocol.ts";
 import type { StoredMessage } from "./mailbox.ts";
 import { type Answer, type Notify, refusal } from "./replies.ts";
 import type { Session } from "./session.ts";
@@ -33,6 +39,21 @@ export interface RosterOptions {
   duplicateLogin: "deny" | "replace";
   /** Called as a user leaves, after the presence notices (the broker ends their private sessions). */
   onLeave(user: string, notify: Notify): void;
+  /** Cluster mode: logins and logouts are proposed through it. */
+  cluster?: Cluster | undefined;
+}
+
+/** What a session replaced by a newer login is told. */
+const REPLACED: ServerFrame = {
+  t: "event",
+  kind: "logout",
+  lines: ["You have been logged out: logged in from another location"],
+  data: { reason: "replaced" },
+};
+
+/** A session's id across the cluster: its node's id and its own. */
+function sessionRef(cluster: Cluster, session: Session): string {
+  return `${cluster.node}/${session.id}`;
 }
 
 /** The online users and their sessions. */
@@ -72,8 +93,10 @@ export class Roster {
    * user in userlog.txt, and queues the presence notices and the offline messages waiting.
    */
   async admit(session: Session, udpPort: number, notify: Notify): Promise<Answer> {
+    const { cluster } = this.#options;
+    if (cluster) return await this.#admitThrough(cluster, session, udpPort, notify);
     const user = session.user;
-    const { clock, logger } = this.#options;
+    const { clock } = this.#options;
     const { userLog, mailbox, lastSeen } = this.#options.store;
     const current = this.#online.get(user);
     if (current && current !== session) {
@@ -81,31 +104,81 @@ export class Roster {
         session.stage = "username";
         return refusal("already-online", `${user} is already logged in`);
       }
-      current.send({
-        t: "event",
-        kind: "logout",
-        lines: ["You have been logged out: logged in from another location"],
-        data: { reason: "replaced" },
-      });
+      current.send(REPLACED);
       await this.leave(current, "replaced", notify);
       current.end();
     }
     const now = clock.now();
+    this.#enter(session, udpPort, now);
+    lastSeen.arrived(user, now);
+    await userLog.add({ username: user, loginTime: now, ip: session.remote.hostname, udpPort });
+    this.#options.logger.info(`${user} logged in`);
+    this.#presence(user, "logged in", notify);
+    this.#handOver(session, mailbox.take(user), notify);
+    return { ok: true, lines: ["Welcome to TOOM!"], data: { user } };
+  }
+
+  /**
+   * `admit` in cluster mode: the login is proposed, and decided in `seq` order with the
+   * duplicate-login rule on every node; its outcome brings the offline messages handed to it.
+   */
+  async #admitThrough(
+    cluster: Cluster,
+    session: Session,
+    udpPort: number,
+    notify: Notify,
+  ): Promise<Answer> {
+    const user = session.user;
+    const now = this.#options.clock.now();
+    const ref = sessionRef(cluster, session);
+    let outcome;
+    try {
+      outcome = await cluster.propose({
+        t: "login",
+        user,
+        node: cluster.node,
+        session: ref,
+        ip: session.remote.hostname,
+        udpPort,
+        at: now,
+        duplicate: this.#options.duplicateLogin,
+      });
+    } catch (error) {
+      session.stage = "username";
+      if (error instanceof CommandError) return refusal("failed", error.message);
+      throw error;
+    }
+    if (!outcome.ok) {
+      session.stage = "username";
+      return refusal("already-online", outcome.reason);
+    }
+    if (session.ending) {
+      // The connection closed while the login was decided: it leaves again at once.
+      void this.#propose(cluster, { t: "logout", user, session: ref, at: now, reason: "lost" });
+      void this.#settle(cluster, user, outcome.messages, false);
+      return refusal("failed", "The connection closed.");
+    }
+    this.#enter(session, udpPort, now);
+    this.#options.logger.info(`${user} logged in`);
+    this.#handOver(session, outcome.messages, notify);
+    return { ok: true, lines: ["Welcome to TOOM!"], data: { user } };
+  }
+
+  /** `session` is logged in, as of `now`. */
+  #enter(session: Session, udpPort: number, now: number): void {
     session.stage = "active";
     session.udpPort = udpPort;
     session.loginTime = now;
     session.lastActive = now;
-    this.#online.set(user, session);
-    lastSeen.arrived(user, now);
-    await userLog.add({ username: user, loginTime: now, ip: session.remote.hostname, udpPort });
-    logger.info(`${user} logged in`);
-    this.#presence(user, "logged in", notify);
-    const waiting = mailbox.take(user);
-    for (const { from, line, ref } of waiting) {
-      notify(user, { kind: "message", lines: [line], data: { from, ref } });
+    this.#online.set(session.user, session);
+  }
+
+  /** Queues the offline messages handed to a login, and settles them once its connection has. */
+  #handOver(session: Session, messages: StoredMessage[], notify: Notify): void {
+    for (const { from, line, ref } of messages) {
+      notify(session.user, { kind: "message", lines: [line], data: { from, ref } });
     }
-    if (waiting.length > 0) void this.#confirmDelivery(session, waiting);
-    return { ok: true, lines: ["Welcome to TOOM!"], data: { user } };
+    if (messages.length > 0) void this.#confirmDelivery(session, messages);
   }
 
   /**
@@ -118,6 +191,8 @@ export class Roster {
     const { mailbox } = this.#options.store;
     // The events go out after the login's reply, which is sent once this turn's work is done.
     await new Promise((resolve) => setImmediate(resolve));
+    const { cluster } = this.#options;
+    if (cluster) return this.#settle(cluster, session.user, messages, await session.flushed());
     if (await session.flushed()) {
       mailbox.delivered(messages);
     } else {
@@ -135,19 +210,67 @@ export class Roster {
     const user = session.user;
     if (!wasActive || this.#online.get(user) !== session) return;
     this.#online.delete(user);
-    this.#options.store.lastSeen.left(user, this.#options.clock.now());
+    const { cluster, clock } = this.#options;
     this.#options.logger.info(`${user} logged out (${HOW[reason]})`);
-    // The userlog is up to date before anyone is told, so what they see matches the file.
-    await this.#options.store.userLog.remove(user);
-    this.#presence(user, "logged out", notify);
+    if (cluster) {
+      // Every node tells its own users, and rewrites its userlog, as it decides the logout.
+      const at = clock.now();
+      await this.#propose(cluster, {
+        t: "logout",
+        user,
+        session: sessionRef(cluster, session),
+        at,
+        reason,
+      });
+    } else {
+      this.#options.store.lastSeen.left(user, clock.now());
+      // The userlog is up to date before anyone is told, so what they see matches the file.
+      await this.#options.store.userLog.remove(user);
+      this.#presence(user, "logged out", notify);
+    }
     this.#options.onLeave(user, notify);
+  }
+
+  /**
+   * Cluster mode: ends this node's session `ref` of `user`, which a login decided on some node
+   * replaced; the cluster has logged it out already (and told everyone).
+   */
+  replacedInCluster(user: string, ref: string, notify: Notify): void {
+    const { cluster, logger, onLeave } = this.#options;
+    const session = this.#online.get(user);
+    if (!cluster || !session || sessionRef(cluster, session) !== ref) return;
+    session.send(REPLACED);
+    session.stage = "closed";
+    this.#online.delete(user);
+    logger.info(`${user} logged out (${HOW.replaced})`);
+    onLeave(user, notify);
+    session.end();
+  }
+
+  /** Settles offline messages handed to a login: delivered for good, or put back in line. */
+  #settle(cluster: Cluster, user: string, messages: StoredMessage[], taken: boolean) {
+    const ids = messages.map((message) => message.id);
+    return this.#propose(
+      cluster,
+      taken ? { t: "mail-delivered", user, ids } : { t: "put-back-mail", user, ids },
+    );
+  }
+
+  /** Proposes what needs no reply; a failure is logged (the node's lease covers a lost node). */
+  async #propose(cluster: Cluster, proposal: Proposal): Promise<void> {
+    try {
+      await cluster.propose(proposal);
+    } catch (error) {
+      this.#options.logger.warn(`Proposing ${proposal.t} failed: ${String(error)}`);
+    }
   }
 
   /**
    * Logs every user out at once, as the server stops: each logout is logged as by `leave`, the
    * userlog is emptied in one write, and no one is told (everyone is leaving; each connection is
    * told the server is shutting down). Private sessions and requests are dropped. The connections
-   * themselves are closed by the caller.
+   * themselves are closed by the caller. In cluster mode each logout is proposed, so the users of
+   * other nodes are told as the cluster decides it.
    */
   async leaveAll(reason: EndReason): Promise<void> {
     const { clock, logger, onLeave } = this.#options;
@@ -159,9 +282,24 @@ export class Roster {
       lastSeen.left(user, now);
       logger.info(`${user} logged out (${HOW[reason]})`);
     }
-    const users = [...this.#online.keys()];
+    const sessions = [...this.#online];
     this.#online.clear();
-    for (const user of users) onLeave(user, nobody);
+    for (const [user] of sessions) onLeave(user, nobody);
+    const { cluster } = this.#options;
+    if (cluster) {
+      // The other nodes see this node's users leave (this node's are gone: no one here is told).
+      await Promise.all(
+        sessions.map(([user, session]) =>
+          this.#propose(cluster, {
+            t: "logout",
+            user,
+            session: sessionRef(cluster, session),
+            at: now,
+            reason,
+          })
+        ),
+      );
+    }
     await userLog.reset();
   }
 

@@ -6,10 +6,12 @@ import type { Clock } from "../shared/clock.ts";
 import type { Logger } from "../shared/logger.ts";
 import { Broker } from "./broker.ts";
 import type { Cluster } from "./cluster/cluster.ts";
+import { actOnDecided } from "./cluster/local_effects.ts";
 import type { HashCost } from "./credentials.ts";
 import type { TextFiles } from "./files.ts";
 import { HashPool } from "./hash_pool.ts";
 import { Login } from "./login.ts";
+import type { Notify } from "./replies.ts";
 import { Roster } from "./roster.ts";
 import { memoryStorage, type Storage } from "./store/journal.ts";
 import { buildStore, type Store } from "./store/store.ts";
@@ -94,8 +96,15 @@ export interface ServerState {
   readonly cluster: Cluster | undefined;
 }
 
-/** Builds the state and the login state machine for a server with `config`. */
-export function buildState(config: ServerConfig): { state: ServerState; login: Login } {
+/**
+ * Builds the state and the login state machine for a server with `config`. In cluster mode,
+ * `deliver` sends an event to a user whose session this server holds, at once (what the cluster
+ * decided that this node delivers: presence notices, messages, broadcasts).
+ */
+export function buildState(
+  config: ServerConfig,
+  deliver: Notify = () => {},
+): { state: ServerState; login: Login } {
   const { clock, logger } = config;
   const pool = new HashPool({
     ...(config.hashConcurrency !== undefined ? { concurrency: config.hashConcurrency } : {}),
@@ -105,8 +114,19 @@ export function buildState(config: ServerConfig): { state: ServerState; login: L
   const store = cluster
     ? buildStore(cluster.storage, { ...config, pool, keepBoard: true })
     : buildStore(config.storage ?? memoryStorage(), { ...config, pool });
-  cluster?.follow(store);
+  cluster?.follow(store, (proposal, outcome) =>
+    actOnDecided(
+      {
+        node: cluster.node,
+        store,
+        deliver,
+        replaced: (user, session) => roster.replacedInCluster(user, session, deliver),
+      },
+      proposal,
+      outcome,
+    ));
   const roster = new Roster({
+    cluster,
     store,
     clock,
     logger,

@@ -61,6 +61,16 @@ export class UserLog {
     return this.#log.rewrite();
   }
 
+  /**
+   * Makes `users` (in login order) the list and rewrites the file: a cluster node mirrors the
+   * cluster's online list so (lib/server/cluster/local_effects.ts).
+   */
+  replace(users: Iterable<ActiveUser>): Promise<void> {
+    this.#users.clear();
+    for (const user of users) this.#users.set(user.username, user);
+    return this.#log.rewrite();
+  }
+
   /** The active users, oldest login first (a copy). */
   get users(): ActiveUser[] {
     return [...this.#users.values()];

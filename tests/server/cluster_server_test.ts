@@ -4,7 +4,7 @@
  * messages and blocks go through the change log: posts made on both nodes at once get contiguous
  * numbers and both nodes show one board (RDM and messagelog.txt), a DLT racing an MSG ends the
  * same everywhere, a mailbox's limit counts what both nodes stored, and a block made on one node
- * holds on the other once its reply has come (decide() checks an offline message's block).
+ * holds on the other once its reply has come (decide() checks a message's block).
  */
 import assert from "node:assert/strict";
 import type { Reply } from "../../lib/client/server_link.ts";
@@ -190,15 +190,16 @@ pgTest("a block made on one node holds on the other once its reply has come", as
   await using nodes = await twoNodes();
   for (let round = 0; round < 3; round++) {
     assert.deepEqual((await nodes.yoda.cmd("block hans")).lines, ["hans is blocked"]);
-    // yoda is not on hans's node, so this is an offline message: refused as the cluster decides.
+    // yoda is on the other node: the block is checked as the cluster decides the message.
     const refused = await nodes.hans.cmd(`message yoda let me in ${round}`);
     assert.deepEqual([refused.ok, refused.code, refused.lines], [false, "failed", [
       BLOCKED_MESSAGE,
     ]]);
     assert.deepEqual((await nodes.yoda.cmd("unblock hans")).lines, ["hans is unblocked"]);
     assert.deepEqual((await nodes.hans.cmd(`message yoda thanks ${round}`)).lines, [
-      "yoda is offline; the message will be delivered when they log in.",
+      "Message sent to yoda.",
     ]);
+    await nodes.yoda.waitFor(`hans: thanks ${round}`);
   }
   const again = await nodes.yoda.cmd("unblock hans");
   assert.deepEqual([again.ok, again.lines], [false, ["hans is not blocked."]]);

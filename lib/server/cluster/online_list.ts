@@ -12,7 +12,7 @@
  * @module
  */
 import type { StoredMessage } from "../mailbox.ts";
-import { userLogText } from "../user_log.ts";
+import { type ActiveUser, userLogText } from "../user_log.ts";
 
 /** One logged-in session, as every node knows it. */
 export interface OnlineEntry {
@@ -120,17 +120,20 @@ export class OnlineList {
   }
 }
 
+/** The sessions of `list` as userlog.txt and `ATU` show them, in login order. */
+export function activeUsersOf(list: OnlineList): ActiveUser[] {
+  return list.entries.map(({ user, loginTime, ip, udpPort }) => ({
+    username: user,
+    loginTime,
+    ip,
+    udpPort,
+  }));
+}
+
 /**
  * userlog.txt's text for `list`: exactly the lines UserLog writes (lib/server/user_log.ts),
  * numbered in login order, the same on every node.
  */
 export function renderUserLog(list: OnlineList): string {
-  return userLogText(
-    list.entries.map(({ user, loginTime, ip, udpPort }) => ({
-      username: user,
-      loginTime,
-      ip,
-      udpPort,
-    })),
-  );
+  return userLogText(activeUsersOf(list));
 }

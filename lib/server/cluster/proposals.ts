@@ -28,6 +28,12 @@ import type { Change, PostRecord } from "../store/journal.ts";
 import { applyChange } from "../store/replica.ts";
 import type { Store } from "../store/store.ts";
 import {
+  deliveringNode,
+  DELIVERY_RULES,
+  type DeliveryAccepted,
+  type DeliveryProposal,
+} from "./delivery.ts";
+import {
   applyOnlineChange,
   isOnlineChange,
   type OnlineChange,
@@ -59,7 +65,8 @@ export type Proposal =
   | { t: "unblock"; by: string; other: string }
   /** The board emptied (as at a start without --keep-board). */
   | { t: "clear-board" }
-  | PresenceProposal;
+  | PresenceProposal
+  | DeliveryProposal;
 
 /** How a proposal travels in the change log (the `change` column). */
 export interface ProposalEntry {
@@ -68,7 +75,7 @@ export interface ProposalEntry {
 }
 
 /** What an accepted proposal of each kind tells its proposer. */
-export interface Accepted extends PresenceAccepted {
+export interface Accepted extends PresenceAccepted, DeliveryAccepted {
   /** The post's number, and its time (whole seconds). */
   post: { number: number; time: number };
   /** The message as it was, with the delete's time (whole seconds) as `time`. */
@@ -173,6 +180,15 @@ const DECIDE: { [K in Proposal["t"]]: Decide<K> } = {
       changes: [{ t: "mail", mail: { id, to, from, line, ref, time } }],
     };
   },
+  message(store, proposal) {
+    const { from, to, line, time } = proposal;
+    const node = deliveringNode(store, from, to);
+    if (node !== undefined) return { accepted: { node }, changes: [] };
+    // Offline when it is decided (whatever the proposer's node saw): it waits for them.
+    const ref = proposal.ref === undefined ? {} : { ref: proposal.ref };
+    const { changes } = DECIDE.mail(store, { t: "mail", to, from, line, ...ref, time });
+    return { accepted: { node: null }, changes };
+  },
   "take-mail"({ mailbox }, { user }) {
     const messages = mailbox.ready(user);
     const ids = messages.map((message) => message.id);
@@ -190,6 +206,7 @@ const DECIDE: { [K in Proposal["t"]]: Decide<K> } = {
     return { accepted: {}, changes: [{ t: "clear-board" }] };
   },
   ...PRESENCE_RULES,
+  ...DELIVERY_RULES,
 };
 
 /**

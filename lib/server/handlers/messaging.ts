@@ -1,11 +1,13 @@
 /**
- * Messaging between users: message, broadcast, block, unblock. In cluster mode an offline
- * message, a block and an unblock propose through the cluster and reply with what it decided.
+ * Messaging between users: message, broadcast, block, unblock. In cluster mode a message to a user
+ * this node does not hold, a broadcast, a block and an unblock propose through the cluster and
+ * reply with what it decided; the node holding a recipient delivers (cluster/local_effects.ts).
  */
 import type { Args } from "../../shared/commands.ts";
 import { CommandError } from "../../shared/errors.ts";
 import type { ServerEvent } from "../../shared/protocol.ts";
 import { accepted } from "../cluster/cluster.ts";
+import { broadcastEvent } from "../cluster/delivery.ts";
 import { BLOCKED_MESSAGE } from "../relations.ts";
 import type { CommandContext } from "./context.ts";
 
@@ -18,8 +20,8 @@ export async function directMessage(context: CommandContext, args: Args): Promis
   const to = args.user;
   await state.roster.requireOther(user, to, "message");
   const online = state.roster.online.has(to);
-  // A cluster checks an offline message's block as it decides it: this node may not have applied
-  // the latest block or unblock yet.
+  // A cluster checks the block of a message it carries as it decides it: this node may not have
+  // applied the latest block or unblock yet.
   if ((online || !state.cluster) && !state.store.relations.canReach(user, to)) {
     throw new CommandError(BLOCKED_MESSAGE);
   }
@@ -33,7 +35,13 @@ export async function directMessage(context: CommandContext, args: Args): Promis
     return [`Message sent to ${to}.`];
   }
   if (state.cluster) {
-    await accepted(state.cluster, { t: "mail", to, from: user, line, ...ref, time: context.now });
+    // Whether `to` is online (on another node) is decided in log order: this node may not have
+    // applied their login or logout yet. The node holding them delivers it; else it waits.
+    const proposal = { t: "message", from: user, to, line, ...ref, time: context.now } as const;
+    if ((await accepted(state.cluster, proposal)).node !== null) {
+      state.logger.info(`${user} messaged ${to}.`);
+      return [`Message sent to ${to}.`];
+    }
   } else {
     // Counted and queued now; the reply waits until it is written down.
     context.afterCommit(state.store.mailbox.put(to, { from: user, line, ...ref }));
@@ -43,16 +51,21 @@ export async function directMessage(context: CommandContext, args: Args): Promis
 }
 
 /** `broadcast <message>`: to every online user but me and those who blocked me. */
-export function broadcast(context: CommandContext, args: Args): string[] {
+export async function broadcast(context: CommandContext, args: Args): Promise<string[]> {
   const { state, user } = context;
+  if (state.cluster) {
+    // Every node's users: each node delivers to its own as it decides it.
+    const { to, skipped } = await accepted(state.cluster, {
+      t: "broadcast",
+      from: user,
+      text: args.text,
+    });
+    return broadcastReply(context, to.length, skipped);
+  }
   let sent = 0;
   let skipped = 0;
   // One event for every recipient, so that the server encodes it once.
-  const event: ServerEvent = {
-    kind: "broadcast",
-    lines: [`${user}: ${args.text}`],
-    data: { from: user },
-  };
+  const event: ServerEvent = broadcastEvent(user, args.text);
   for (const name of state.roster.online.keys()) {
     if (name === user) continue;
     if (!state.store.relations.canReach(user, name)) {
@@ -62,6 +75,11 @@ export function broadcast(context: CommandContext, args: Args): string[] {
     context.notify(name, event);
     sent++;
   }
+  return broadcastReply(context, sent, skipped);
+}
+
+/** What a broadcast sent to `sent` users, leaving out `skipped`, tells its sender. */
+function broadcastReply({ state, user }: CommandContext, sent: number, skipped: number): string[] {
   state.logger.info(`${user} broadcast a message to ${sent} user(s).`);
   if (skipped > 0) return ["Your message could not be delivered to some recipients"];
   return [`Message broadcast to ${sent} user${sent === 1 ? "" : "s"}.`];

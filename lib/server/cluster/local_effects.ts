@@ -1,0 +1,70 @@
+/**
+ * What a node does for its own sessions as it decides each proposal (docs/CLUSTER.md, step 3):
+ * every node decides every proposal in `seq` order, and each acts on the outcome for the users
+ * whose sessions it holds, so a notice or a message reaches its recipient once, from the node that
+ * holds it, whichever node proposed it. A login, a logout or a lost node also rewrites this node's
+ * userlog.txt from the replicated online list, the same on every node.
+ *
+ * @module
+ */
+import type { ServerEvent } from "../../shared/protocol.ts";
+import type { Notify } from "../replies.ts";
+import type { Store } from "../store/store.ts";
+import { broadcastEvent, messageEvent } from "./delivery.ts";
+import { activeUsersOf } from "./online_list.ts";
+import type { Notice } from "./presence.ts";
+import type { Outcome, Proposal } from "./proposals.ts";
+
+/** What a node acts on: its id, its Store, and its own sessions. */
+export interface LocalSessions {
+  node: string;
+  store: Pick<Store, "online" | "userLog">;
+  /** Delivers an event to `to` if this node holds their session (else does nothing). */
+  deliver: Notify;
+  /** Ends this node's session `session` of `user`, which a login replaced (logged out already). */
+  replaced(user: string, session: string): void;
+}
+
+/** Acts on `proposal`'s `outcome` for this node's sessions; resolves once userlog.txt is written. */
+export function actOnDecided(
+  local: LocalSessions,
+  proposal: Proposal,
+  outcome: Outcome,
+): Promise<void> | void {
+  if (!outcome.ok) return;
+  switch (proposal.t) {
+    case "login": {
+      const { replaced, presence } = outcome as Extract<Outcome<"login">, { ok: true }>;
+      if (replaced?.node === local.node) local.replaced(proposal.user, replaced.session);
+      return tellAndMirror(local, presence);
+    }
+    case "logout":
+    case "node-lost":
+      return tellAndMirror(local, (outcome as { presence: Notice[] }).presence);
+    case "message": {
+      const { node } = outcome as Extract<Outcome<"message">, { ok: true }>;
+      if (node !== local.node) return;
+      return local.deliver(proposal.to, messageEvent(proposal.from, proposal.line, proposal.ref));
+    }
+    case "broadcast": {
+      const { to } = outcome as Extract<Outcome<"broadcast">, { ok: true }>;
+      // One event for every recipient, so that it is encoded once.
+      const event = broadcastEvent(proposal.from, proposal.text);
+      for (const user of to) local.deliver(user, event);
+    }
+  }
+}
+
+/** Delivers `notices` to this node's recipients, and rewrites userlog.txt from the online list. */
+function tellAndMirror(local: LocalSessions, notices: Notice[]): Promise<void> {
+  const written = local.store.userLog.replace(activeUsersOf(local.store.online));
+  for (const { user, what, to } of notices) {
+    const event: ServerEvent = {
+      kind: "presence",
+      lines: [`${user} ${what}`],
+      data: { user, what },
+    };
+    for (const other of to) local.deliver(other, event);
+  }
+  return written;
+}
