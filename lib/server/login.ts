@@ -6,9 +6,10 @@
 import { CommandError } from "../shared/errors.ts";
 import type { Logger } from "../shared/logger.ts";
 import { type AccountStore, WrongPasswordError } from "./accounts.ts";
+import { accepted, type Cluster } from "./cluster/cluster.ts";
 import { passwordProblem, usernameProblem } from "./credentials.ts";
 import { ServerBusyError } from "./hash_pool.ts";
-import type { LoginGuard } from "./lockout.ts";
+import type { FailureOutcome, LoginGuard } from "./lockout.ts";
 import type { Store } from "./store/store.ts";
 import { lookAlikeProblem } from "./names.ts";
 import { type Answer, refusal } from "./replies.ts";
@@ -31,6 +32,12 @@ export interface LoginOptions {
   failures?: AddressThrottle;
   /** Accounts registered per source address. */
   registrations?: AddressThrottle;
+  /**
+   * Cluster mode: failed and good passwords are counted by proposals (`fail-login`, `login-ok`),
+   * decided in log order on every node, so N failures across all nodes lock the account; the
+   * guard is the replicated one, what `isLocked` reads.
+   */
+  cluster?: Cluster;
 }
 
 const BLOCKED = "Your account is blocked due to multiple login failures. Please try again later";
@@ -131,7 +138,9 @@ export class Login {
     // The lockout may have started while the password was being checked.
     if (this.guard.isLocked(user)) return answer(refusal("blocked", BLOCKED), true);
     if (!good) {
-      if (await this.guard.recordFailure(user) === "locked") {
+      const counted = await this.#counted(() => this.#recordFailure(user));
+      if (typeof counted !== "string") return answer(counted);
+      if (counted === "locked") {
         this.logger.info(`${user} blocked after ${this.guard.maxFailures} failed login(s)`);
         return answer(
           refusal(
@@ -143,7 +152,8 @@ export class Login {
       }
       return answer(refusal("bad-password", "Invalid Password. Please try again"));
     }
-    await this.guard.recordSuccess(user);
+    const reset = await this.#counted(() => this.#recordSuccess(user));
+    if (typeof reset !== "string") return answer(reset);
     return "admit";
   }
 
@@ -166,7 +176,9 @@ export class Login {
     } catch (error) {
       if (error instanceof WrongPasswordError) {
         if (session.ending) return answer(refusal("failed", "Connection closed."), true);
-        if (await this.guard.recordFailure(user) === "locked") {
+        const counted = await this.#counted(() => this.#recordFailure(user));
+        if (typeof counted !== "string") return answer(counted);
+        if (counted === "locked") {
           this.logger.info(`${user} blocked after ${this.guard.maxFailures} failed login(s)`);
           return answer(
             refusal(
@@ -185,9 +197,42 @@ export class Login {
       return answer(refusal("failed", error.message));
     }
     this.options.failures?.refund(from);
-    await this.guard.recordSuccess(user);
+    // The password is changed already: a reset the cluster could not take is only logged.
+    const reset = await this.#counted(() => this.#recordSuccess(user));
+    if (typeof reset !== "string") {
+      this.logger.warn(`Could not reset ${user}'s failed logins: ${reset.lines.join(" ")}`);
+    }
     this.logger.info(`${user} changed their password`);
     return answer({ ok: true, lines: ["Password changed."] });
+  }
+
+  /** Counts a wrong password for `user`: through the cluster in cluster mode, else the guard. */
+  async #recordFailure(user: string): Promise<FailureOutcome> {
+    const { cluster } = this.options;
+    if (!cluster) return await this.guard.recordFailure(user);
+    const at = this.guard.clock.now();
+    return (await accepted(cluster, { t: "fail-login", user, at })).result;
+  }
+
+  /** Starts `user`'s failure count again: through the cluster in cluster mode, else the guard. */
+  async #recordSuccess(user: string): Promise<"reset"> {
+    const { cluster } = this.options;
+    if (!cluster) await this.guard.recordSuccess(user);
+    else await accepted(cluster, { t: "login-ok", user, at: this.guard.clock.now() });
+    return "reset";
+  }
+
+  /**
+   * What counting came to, or the refusal to send when it could not be done (the cluster's log
+   * unreachable: `Service unavailable, try again`).
+   */
+  async #counted<T extends string>(count: () => Promise<T>): Promise<T | Answer> {
+    try {
+      return await count();
+    } catch (error) {
+      if (!(error instanceof CommandError)) throw error;
+      return refusal("failed", error.message);
+    }
   }
 
   /**

@@ -138,6 +138,7 @@ export function buildState(
     state: { store, roster, broker, logger, cluster },
     login: new Login(store, logger, {
       allowRegister: config.allowRegister,
+      ...(cluster ? { cluster } : {}),
       failures: new AddressThrottle({
         limit: config.maxFailuresPerIp ?? DEFAULT_FAILURES_PER_IP,
         windowMs: 60_000,

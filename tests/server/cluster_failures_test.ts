@@ -1,0 +1,67 @@
+/**
+ * Failures across the nodes of a cluster (issue 12): failed logins counted across nodes. Chat
+ * servers in-process on one PostgreSQL database.
+ */
+import assert from "node:assert/strict";
+import { type ClusterTestServer, startClusterServer } from "../../testing/cluster_fixture.ts";
+import { postgresTests, sharedPostgres } from "../../testing/postgres.ts";
+import { loggedIn } from "../../testing/server_fixture.ts";
+
+const PG = postgresTests("cluster failure tests");
+
+function pgTest(name: string, fn: () => Promise<void>): void {
+  Deno.test({ name, ignore: PG.ignore, fn });
+}
+
+/** Two nodes on the database at `url` (a fresh one if not given), closed together. */
+async function twoNodes(url?: string) {
+  url ??= await (await sharedPostgres()).createDatabase();
+  const config = { commandBurst: 100 };
+  const one = await startClusterServer(url, "node-1", config);
+  let two: ClusterTestServer;
+  try {
+    two = await startClusterServer(url, "node-2", config);
+  } catch (error) {
+    await one.close();
+    throw error;
+  }
+  const close = async () => {
+    await two.close();
+    await one.close();
+  };
+  return { url, one, two, [Symbol.asyncDispose]: close };
+}
+
+pgTest("failed logins on two nodes add up to a lockout that holds on both", async () => {
+  await using nodes = await twoNodes();
+  const { one, two } = nodes;
+  // maxFailures is 3 (testConfig): two wrong passwords on node 1, one on node 2.
+  for (let i = 0; i < 2; i++) {
+    assert.equal((await one.connect().login("yoda", "wrong")).code, "bad-password");
+  }
+  const third = await two.connect().login("yoda", "wrong");
+  assert.equal(third.code, "locked");
+  assert.deepEqual(third.lines, [
+    "Invalid Password. Your account has been blocked. Please try again later",
+  ]);
+  assert.equal((await two.connect().login("yoda", "jedi")).code, "blocked");
+  // A proposal answered on node 1 comes after the lockout in the log: node 1 has applied it.
+  const obiwan = await loggedIn(one, "obiwan", "hellothere");
+  assert.equal((await obiwan.cmd("MSG the lockout is in")).ok, true);
+  const refused = await one.connect().login("yoda", "jedi");
+  assert.equal(refused.code, "blocked");
+  assert.deepEqual(refused.lines, [
+    "Your account is blocked due to multiple login failures. Please try again later",
+  ]);
+});
+
+pgTest("a good password starts the count again on every node", async () => {
+  await using nodes = await twoNodes();
+  const { one, two } = nodes;
+  assert.equal((await one.connect().login("yoda", "wrong")).code, "bad-password");
+  assert.equal((await two.connect().login("yoda", "wrong")).code, "bad-password");
+  (await loggedIn(two, "yoda", "jedi")).close();
+  assert.equal((await one.connect().login("vader", "wrong")).code, "bad-password");
+  // Were the count not reset, this would be yoda's third failure.
+  assert.equal((await one.connect().login("yoda", "wrong")).code, "bad-password");
+});
