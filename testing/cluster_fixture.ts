@@ -1,16 +1,51 @@
 /**
  * Chat servers as nodes of one cluster, for tests: each a server of server_fixture.ts (memory
  * files, a fake clock, in-memory clients) whose config carries a cluster opened on a PostgreSQL
- * database (openCluster), closed after its server.
+ * database (openCluster), closed after its server. Its liveness watcher ticks only when the test
+ * moves its clock on (`ticks.advance`).
  */
 import { type ClusterNode, openCluster } from "../lib/server/cluster/cluster.ts";
+import type { TickClock } from "../lib/server/cluster/liveness.ts";
 import { FakeClock } from "../lib/shared/clock.ts";
 import { MemoryLogger } from "../lib/shared/logger.ts";
 import { startServer, type TestServer } from "./server_fixture.ts";
 
+/** Timers that run only when a test moves the time on. */
+export class ManualTickClock implements TickClock {
+  #now = 0;
+  #next = 1;
+  readonly #timers = new Map<number, { fn: () => void; due: number }>();
+
+  now(): number {
+    return this.#now;
+  }
+
+  setTimeout(fn: () => void, ms: number): unknown {
+    this.#timers.set(this.#next, { fn, due: this.#now + ms });
+    return this.#next++;
+  }
+
+  clearTimeout(handle: unknown): void {
+    this.#timers.delete(handle as number);
+  }
+
+  /** Moves the time on by `ms` and runs the timers due by then, in the order they fall due. */
+  advance(ms: number): void {
+    this.#now += ms;
+    const due = [...this.#timers].filter(([, timer]) => timer.due <= this.#now)
+      .sort(([, a], [, b]) => a.due - b.due);
+    for (const [handle, timer] of due) {
+      this.#timers.delete(handle);
+      timer.fn();
+    }
+  }
+}
+
 /** A test server that is a cluster node; closing it closes the node too. */
 export interface ClusterTestServer extends TestServer {
   readonly cluster: ClusterNode;
+  /** The clock of the node's liveness watcher. */
+  readonly ticks: ManualTickClock;
 }
 
 /** Joins node `node` to the cluster on the database at `url` and starts a server on it. */
@@ -19,10 +54,12 @@ export async function startClusterServer(
   node: string,
   overrides: Parameters<typeof startServer>[0] = {},
 ): Promise<ClusterTestServer> {
+  const ticks = new ManualTickClock();
   const cluster = await openCluster(url, {
     node,
     clock: new FakeClock(),
     logger: new MemoryLogger(),
+    ticks,
   });
   let test: TestServer;
   try {
@@ -40,5 +77,5 @@ export async function startClusterServer(
         await cluster.close();
       }
     })();
-  return { ...test, cluster, close, [Symbol.asyncDispose]: close };
+  return { ...test, cluster, ticks, close, [Symbol.asyncDispose]: close };
 }

@@ -1,9 +1,13 @@
 /**
- * Failures across the nodes of a cluster (issue 12): failed logins counted across nodes. Chat
- * servers in-process on one PostgreSQL database.
+ * Failures across the nodes of a cluster (issue 12): failed logins counted across nodes, a node
+ * that dies (its lease's connection killed, the other node's watcher clock moved on) logged out
+ * everywhere with presence notices. Chat servers in-process on one PostgreSQL database.
  */
 import assert from "node:assert/strict";
+import postgres from "postgres";
+import { NODE_LOCK_SPACE } from "../../lib/server/cluster/liveness.ts";
 import { type ClusterTestServer, startClusterServer } from "../../testing/cluster_fixture.ts";
+import { eventually } from "../../testing/eventually.ts";
 import { postgresTests, sharedPostgres } from "../../testing/postgres.ts";
 import { loggedIn } from "../../testing/server_fixture.ts";
 
@@ -65,3 +69,42 @@ pgTest("a good password starts the count again on every node", async () => {
   // Were the count not reset, this would be yoda's third failure.
   assert.equal((await one.connect().login("yoda", "wrong")).code, "bad-password");
 });
+
+pgTest(
+  "a node whose lease is gone is reported lost, and its users logged out everywhere",
+  async () => {
+    await using nodes = await twoNodes();
+    const { url, one, two } = nodes;
+    const yoda = await loggedIn(one, "yoda", "jedi", 8001);
+    const hans = await loggedIn(two, "hans", "falcon", 8002);
+    await loggedIn(two, "vader", "sithlord", 8003);
+    await yoda.waitFor("vader logged in");
+    assert.deepEqual((await yoda.cmd("whoelse")).lines, ["hans", "vader"]);
+
+    // Node 2 "dies": the connection holding its lock ends, as when its process is killed.
+    const sql = postgres(url, { max: 1, onnotice: () => {} });
+    try {
+      const killed = await sql`select pg_terminate_backend(l.pid) as done
+      from pg_locks l join nodes n on l.objid::bigint = n.key
+      where n.id = 'node-2' and l.locktype = 'advisory' and l.granted and l.objsubid = 2
+        and l.classid::bigint = ${NODE_LOCK_SPACE}`;
+      assert.equal(killed.length, 1);
+    } finally {
+      await sql.end({ timeout: 5 });
+    }
+
+    // Node 1's watcher ticks every 2 s and reports a lock gone for 4 s.
+    await eventually("yoda told that hans and vader logged out", () => {
+      one.ticks.advance(2_000);
+      const lines = yoda.eventLines;
+      return lines.includes("hans logged out") && lines.includes("vader logged out");
+    });
+    assert.deepEqual((await yoda.cmd("whoelse")).lines, ["No other user is online."]);
+    assert.doesNotMatch((await yoda.cmd("ATU")).lines.join("\n"), /hans|vader/);
+    await eventually("userlog.txt with yoda alone on both nodes", () => {
+      const log = one.file("userlog.txt");
+      return log === two.file("userlog.txt") && /^1; .*; yoda; .*; 8001\n$/.test(log);
+    });
+    assert.equal(hans.eventLines.includes("yoda logged out"), false);
+  },
+);

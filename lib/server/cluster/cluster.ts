@@ -17,7 +17,7 @@ import { redactUrl } from "../store/postgres.ts";
 import { upgradeLayout } from "../store/pg_schema.ts";
 import type { Store } from "../store/store.ts";
 import { loadForReplica } from "./checkpoint.ts";
-import { NodeLease } from "./liveness.ts";
+import { LivenessWatcher, NodeLease, SYSTEM_TICK_CLOCK, type TickClock } from "./liveness.ts";
 import { PostgresBus } from "./postgres_bus.ts";
 import type { Accepted, Outcome, Proposal } from "./proposals.ts";
 import { type DecidedListener, Sequencer } from "./sequencer.ts";
@@ -38,7 +38,7 @@ export interface Cluster {
   follow(store: Store, onDecided?: DecidedListener): void;
   /**
    * Proposes; resolves with the outcome this node decided in `seq` order. Rejects with a
-   * CommandError (`Service unavailable, try again.`) when the log cannot take it.
+   * CommandError (`Service unavailable, try again`) when the log cannot take it.
    */
   propose<P extends Proposal>(proposal: P): Promise<Outcome<P["t"]>>;
 }
@@ -65,7 +65,18 @@ export interface ClusterOptions {
   /** Where this node listens, as the `nodes` table shows it (default 127.0.0.1:0). */
   host?: string;
   port?: number;
+  /** The liveness watcher's time and timers (default the real ones). */
+  ticks?: TickClock;
 }
+
+/** How often a node looks for lost nodes (liveness.ts). */
+export const WATCH_INTERVAL_MS = 2_000;
+/**
+ * How long a node's lock must be seen gone before it is reported lost: the first node back after
+ * a database restart sees the others' locks gone for a moment (docs/CLUSTER.md). A dead node's
+ * users are logged out within about three intervals past that, inside the 10 s the issue asks.
+ */
+export const LOST_GRACE_MS = 4_000;
 
 /** A cluster node on PostgreSQL: a {@linkcode Cluster} and what it holds open. */
 export interface ClusterNode extends Cluster, AsyncDisposable {
@@ -98,7 +109,8 @@ export async function openCluster(url: string, options: ClusterOptions): Promise
     });
     const { contents, seq, from } = await loadForReplica(sql);
     bus = PostgresBus.connect(url, { logger });
-    return new PostgresClusterNode({ sql, bus, lease, node, logger }, {
+    const ticks = options.ticks ?? SYSTEM_TICK_CLOCK;
+    return new PostgresClusterNode({ sql, bus, lease, node, logger, clock, ticks }, {
       ...memoryJournal,
       contents,
       location: redactUrl(url),
@@ -118,6 +130,8 @@ interface Held {
   lease: NodeLease;
   node: string;
   logger: Logger;
+  clock: Clock;
+  ticks: TickClock;
 }
 
 class PostgresClusterNode implements ClusterNode {
@@ -126,6 +140,10 @@ class PostgresClusterNode implements ClusterNode {
   readonly start: ClusterNode["start"];
   readonly #held: Held;
   #sequencer: Sequencer | undefined;
+  #watcher: LivenessWatcher | undefined;
+  /** Nodes the watcher found lost whose `node-lost` the log has not taken yet. */
+  readonly #lost = new Set<string>();
+  #retry: unknown;
   #started: Promise<void> | undefined;
   #closing: Promise<void> | undefined;
 
@@ -150,6 +168,47 @@ class PostgresClusterNode implements ClusterNode {
     this.#started = this.#sequencer.start();
     // A failed start is what the next proposal hears.
     this.#started.catch(() => {});
+    const { lease, ticks } = this.#held;
+    this.#watcher = new LivenessWatcher(sql, {
+      lease,
+      clock: ticks,
+      intervalMs: WATCH_INTERVAL_MS,
+      graceMs: LOST_GRACE_MS,
+      logger,
+      onLost: (lost) => {
+        this.#lost.add(lost);
+        void this.#reportLost();
+      },
+    });
+    this.#watcher.start();
+  }
+
+  /**
+   * Proposes `node-lost` for each node found lost: every node then logs its users out and tells
+   * its own users (local_effects.ts). The watcher has removed the node's row already, so no one
+   * else will report it: a proposal the log could not take is tried again an interval later.
+   */
+  async #reportLost(): Promise<void> {
+    const { clock, ticks, logger } = this.#held;
+    for (const node of [...this.#lost]) {
+      if (this.#closing) return;
+      try {
+        const outcome = await this.propose({ t: "node-lost", node, at: clock.now() });
+        this.#lost.delete(node);
+        if (outcome.ok) {
+          logger.warn(
+            `Cluster node ${node} lost; logged out: ${outcome.users.join(", ") || "nobody"}`,
+          );
+        }
+      } catch (error) {
+        logger.warn(`Could not report cluster node ${node} lost yet: ${String(error)}`);
+      }
+    }
+    if (this.#lost.size === 0 || this.#closing || this.#retry !== undefined) return;
+    this.#retry = ticks.setTimeout(() => {
+      this.#retry = undefined;
+      void this.#reportLost();
+    }, WATCH_INTERVAL_MS);
   }
 
   async propose<P extends Proposal>(proposal: P): Promise<Outcome<P["t"]>> {
@@ -162,7 +221,9 @@ class PostgresClusterNode implements ClusterNode {
 
   close(): Promise<void> {
     return this.#closing ??= (async () => {
-      const { sql, bus, lease } = this.#held;
+      const { sql, bus, lease, ticks } = this.#held;
+      ticks.clearTimeout(this.#retry);
+      await this.#watcher?.stop();
       await this.#sequencer?.stop();
       await bus.close();
       await lease.release();
