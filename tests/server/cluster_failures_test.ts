@@ -1,14 +1,16 @@
 /**
  * Failures across the nodes of a cluster (issue 12): failed logins counted across nodes, a node
  * that dies (its lease's connection killed, the other node's watcher clock moved on) logged out
- * everywhere with presence notices. Chat servers in-process on one PostgreSQL database.
+ * everywhere with presence notices, and PostgreSQL unreachable answered `Service unavailable, try
+ * again` on a connection that stays open. Chat servers in-process on one PostgreSQL database.
  */
 import assert from "node:assert/strict";
 import postgres from "postgres";
 import { NODE_LOCK_SPACE } from "../../lib/server/cluster/liveness.ts";
+import { UNAVAILABLE } from "../../lib/server/cluster/sequencer.ts";
 import { type ClusterTestServer, startClusterServer } from "../../testing/cluster_fixture.ts";
 import { eventually } from "../../testing/eventually.ts";
-import { postgresTests, sharedPostgres } from "../../testing/postgres.ts";
+import { postgresTests, sharedPostgres, startPostgres } from "../../testing/postgres.ts";
 import { loggedIn } from "../../testing/server_fixture.ts";
 
 const PG = postgresTests("cluster failure tests");
@@ -106,5 +108,30 @@ pgTest(
       return log === two.file("userlog.txt") && /^1; .*; yoda; .*; 8001\n$/.test(log);
     });
     assert.equal(hans.eventLines.includes("yoda logged out"), false);
+  },
+);
+
+pgTest(
+  "while PostgreSQL is down a MSG is answered Service unavailable, and works again after",
+  async () => {
+    await using pg = await startPostgres();
+    await using nodes = await twoNodes(pg.url);
+    const yoda = await loggedIn(nodes.one, "yoda", "jedi");
+    assert.equal((await yoda.cmd("MSG before")).ok, true);
+    await pg.restart(async () => {
+      const reply = await yoda.cmd("MSG while down");
+      assert.equal(reply.ok, false);
+      assert.equal(reply.code, "failed");
+      assert.deepEqual(reply.lines, [UNAVAILABLE]);
+      assert.equal(UNAVAILABLE, "Service unavailable, try again");
+      // The connection stays: a command that needs no store still works.
+      assert.equal((await yoda.cmd("whoelse")).ok, true);
+    });
+    const after = await eventually("a MSG taken after the restart", async () => {
+      const reply = await yoda.cmd("MSG after");
+      return reply.ok ? reply : undefined;
+    });
+    assert.match(after.lines.join(), /#2/);
+    assert.deepEqual((await yoda.cmd("RDM")).lines.length > 0, true);
   },
 );

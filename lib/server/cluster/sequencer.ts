@@ -32,7 +32,7 @@ import {
 } from "./proposals.ts";
 
 /** What a proposer is told when the log cannot take its proposal. */
-export const UNAVAILABLE = "Service unavailable, try again.";
+export const UNAVAILABLE = "Service unavailable, try again";
 
 /** Options of a {@linkcode Sequencer}. */
 export interface SequencerOptions {
