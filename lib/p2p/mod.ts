@@ -7,12 +7,15 @@
 
 export {
   issueTickets,
+  newTicketSecret,
+  pairedTickets,
   parseTicket,
   type PeerAddress,
   type Ticket,
   type TicketKind,
   type TicketRequest,
   type TicketRole,
+  type TicketSecret,
 } from "./ticket.ts";
 export { type Clock, SYSTEM_CLOCK } from "./clock.ts";
 export { formatBytes, parseBytes } from "./bytes.ts";

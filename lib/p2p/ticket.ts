@@ -132,16 +132,37 @@ export interface TicketRequest {
   fileName?: string;
 }
 
-/**
- * Issues the two tickets of one transfer or chat (for the server's broker): a fresh random id
- * and key, and for each side the other side's address. Returns `[forFrom, forTo]`.
- */
-export function issueTickets(request: TicketRequest): [Ticket, Ticket] {
+/** The secret part of a ticket pair: its id and its key. */
+export interface TicketSecret {
+  id: string;
+  key: string;
+}
+
+/** A fresh random ticket id and key. */
+export function newTicketSecret(): TicketSecret {
   const idBytes = crypto.getRandomValues(new Uint8Array(16));
   const id = Array.from(idBytes, (b) => b.toString(16).padStart(2, "0")).join("");
   const key = btoa(
     String.fromCharCode(...crypto.getRandomValues(new Uint8Array(TICKET_KEY_BYTES))),
   );
+  return { id, key };
+}
+
+/**
+ * Issues the two tickets of one transfer or chat (for the server's broker): a fresh random id
+ * and key, and for each side the other side's address. Returns `[forFrom, forTo]`.
+ */
+export function issueTickets(request: TicketRequest): [Ticket, Ticket] {
+  return pairedTickets(request, newTicketSecret());
+}
+
+/**
+ * The two tickets of one transfer or chat with the id and key of `secret`, chosen before (a
+ * server cluster picks them when it proposes, and pairs them with the addresses it decides).
+ * Returns `[forFrom, forTo]`.
+ */
+export function pairedTickets(request: TicketRequest, secret: TicketSecret): [Ticket, Ticket] {
+  const { id, key } = secret;
   const file = request.kind === "file";
   const extra = request.fileName === undefined ? {} : { fileName: request.fileName };
   return [

@@ -10,6 +10,7 @@
 import type { ServerEvent } from "../../shared/protocol.ts";
 import type { Notify } from "../replies.ts";
 import type { Store } from "../store/store.ts";
+import { ticketEvent } from "./brokering.ts";
 import { broadcastEvent, messageEvent } from "./delivery.ts";
 import { activeUsersOf } from "./online_list.ts";
 import type { Notice } from "./presence.ts";
@@ -51,6 +52,11 @@ export function actOnDecided(
       // One event for every recipient, so that it is encoded once.
       const event = broadcastEvent(proposal.from, proposal.text);
       for (const user of to) local.deliver(user, event);
+      return;
+    }
+    case "file-ticket": {
+      const { node, tickets } = outcome as Extract<Outcome<"file-ticket">, { ok: true }>;
+      if (node === local.node) local.deliver(proposal.to, ticketEvent(tickets[1]));
     }
   }
 }

@@ -27,6 +27,7 @@ import { BLOCKED_MESSAGE } from "../relations.ts";
 import type { Change, PostRecord } from "../store/journal.ts";
 import { applyChange } from "../store/replica.ts";
 import type { Store } from "../store/store.ts";
+import { BROKER_RULES, type BrokerAccepted, type BrokerProposal } from "./brokering.ts";
 import {
   deliveringNode,
   DELIVERY_RULES,
@@ -66,7 +67,8 @@ export type Proposal =
   /** The board emptied (as at a start without --keep-board). */
   | { t: "clear-board" }
   | PresenceProposal
-  | DeliveryProposal;
+  | DeliveryProposal
+  | BrokerProposal;
 
 /** How a proposal travels in the change log (the `change` column). */
 export interface ProposalEntry {
@@ -75,7 +77,7 @@ export interface ProposalEntry {
 }
 
 /** What an accepted proposal of each kind tells its proposer. */
-export interface Accepted extends PresenceAccepted, DeliveryAccepted {
+export interface Accepted extends PresenceAccepted, DeliveryAccepted, BrokerAccepted {
   /** The post's number, and its time (whole seconds). */
   post: { number: number; time: number };
   /** The message as it was, with the delete's time (whole seconds) as `time`. */
@@ -207,6 +209,7 @@ const DECIDE: { [K in Proposal["t"]]: Decide<K> } = {
   },
   ...PRESENCE_RULES,
   ...DELIVERY_RULES,
+  ...BROKER_RULES,
 };
 
 /**

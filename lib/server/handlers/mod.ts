@@ -3,6 +3,7 @@ import { helpLines } from "../../shared/commands.ts";
 import { deleteMessage, editMessage, postMessage, readMessages } from "./board.ts";
 import type { Handler } from "./context.ts";
 import { blockUser, broadcast, directMessage, unblockUser } from "./messaging.ts";
+import { upload } from "./p2p.ts";
 import { activeUsers, logOut, whoElse, whoElseSince } from "./presence.ts";
 
 /** Handlers by canonical command name. Peer-to-peer commands go straight to the broker. */
@@ -19,7 +20,7 @@ export const HANDLERS: Readonly<Record<string, Handler>> = {
   whoelsesince: whoElseSince,
   block: blockUser,
   unblock: unblockUser,
-  UPD: (c, args) => c.state.broker.upload(c.session, args.user, args.file, c.notify),
+  UPD: upload,
   startprivate: (c, args) => c.state.broker.ask(c.user, args.user, c.now, c.notify),
   stopprivate: (c, args) => c.state.broker.stop(c.user, args.user, c.notify),
   help: () => helpLines(),

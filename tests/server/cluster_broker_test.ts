@@ -1,0 +1,81 @@
+/**
+ * The peer-to-peer broker across the nodes of a cluster (lib/server/cluster/brokering.ts): two
+ * chat servers in-process on one PostgreSQL database, driven by protocol clients. A UPD to a user
+ * on the other node is decided in log order (the block rule then) and its tickets carry both
+ * peers' UDP addresses from the replicated online list.
+ */
+import assert from "node:assert/strict";
+import { parseTicket } from "../../lib/p2p/mod.ts";
+import { UNSAFE_FILE_NAME } from "../../lib/shared/commands.ts";
+import { type ClusterTestServer, startClusterServer } from "../../testing/cluster_fixture.ts";
+import { postgresTests, sharedPostgres } from "../../testing/postgres.ts";
+import { loggedIn } from "../../testing/server_fixture.ts";
+
+const PG = postgresTests("cluster broker tests");
+
+function pgTest(name: string, fn: () => Promise<void>): void {
+  Deno.test({ name, ignore: PG.ignore, fn });
+}
+
+/** Two nodes on a fresh database, with yoda logged in on the first and hans on the second. */
+async function twoNodes() {
+  const url = await (await sharedPostgres()).createDatabase();
+  const config = { commandBurst: 100 };
+  const one = await startClusterServer(url, "node-1", config);
+  let two: ClusterTestServer;
+  try {
+    two = await startClusterServer(url, "node-2", config);
+  } catch (error) {
+    await one.close();
+    throw error;
+  }
+  const close = async () => {
+    await two.close();
+    await one.close();
+  };
+  try {
+    const yoda = await loggedIn(one, "yoda", "jedi", 8001);
+    const hans = await loggedIn(two, "hans", "falcon", 8002);
+    await yoda.waitFor("hans logged in");
+    return { one, two, yoda, hans, [Symbol.asyncDispose]: close };
+  } catch (error) {
+    await close();
+    throw error;
+  }
+}
+
+pgTest("UPD to a user on the other node hands both peers matching tickets", async () => {
+  await using nodes = await twoNodes();
+  const reply = await nodes.yoda.cmd("UPD hans notes.txt");
+  assert.equal(reply.ok, true, reply.lines.join(" "));
+  const mine = parseTicket(reply.data?.ticket);
+  const event = await nodes.hans.waitForEvent((e) => e.kind === "ticket");
+  const theirs = parseTicket((event.data as { ticket: unknown }).ticket);
+  assert.deepEqual([mine.id, mine.key], [theirs.id, theirs.key]);
+  assert.deepEqual([mine.kind, mine.role, mine.self, mine.peer], [
+    "file",
+    "sender",
+    "yoda",
+    "hans",
+  ]);
+  assert.deepEqual([theirs.role, theirs.self, theirs.peer], ["receiver", "hans", "yoda"]);
+  assert.equal(theirs.fileName, "notes.txt");
+  const online = nodes.two.server.state.store.online;
+  assert.deepEqual(mine.address, { hostname: online.get("hans")!.ip, port: 8002 });
+  assert.deepEqual(theirs.address, { hostname: online.get("yoda")!.ip, port: 8001 });
+  assert.equal(nodes.hans.events.filter((e) => e.kind === "ticket").length, 1);
+});
+
+pgTest("UPD across nodes is refused with the broker's texts", async () => {
+  await using nodes = await twoNodes();
+  assert.deepEqual((await nodes.hans.cmd("block yoda")).lines, ["yoda is blocked"]);
+  assert.deepEqual((await nodes.yoda.cmd("UPD hans f.txt")).lines, [
+    "Your file could not be sent as hans has blocked you",
+  ]);
+  assert.deepEqual((await nodes.yoda.cmd("UPD vader f.txt")).lines, ["vader is offline"]);
+  assert.deepEqual((await nodes.yoda.cmd("UPD darth f.txt")).lines, [
+    "User darth does not exist.",
+  ]);
+  assert.deepEqual((await nodes.yoda.cmd("UPD hans a\u202eb")).lines, [UNSAFE_FILE_NAME]);
+  assert.equal(nodes.hans.events.filter((e) => e.kind === "ticket").length, 0);
+});
