@@ -6,7 +6,7 @@
  * issued for a day, so that a `block` can revoke those the blocked user still holds: both clients
  * are told, and the blocker's engine refuses the transfer from then on.
  */
-import { issueTickets, safeBaseName } from "../p2p/mod.ts";
+import { issueTickets, safeBaseName, type Ticket } from "../p2p/mod.ts";
 import { type Clock, systemClock } from "../shared/clock.ts";
 import { UNSAFE_FILE_NAME } from "../shared/commands.ts";
 import { hasUnsafeCharacters } from "../shared/display.ts";
@@ -40,6 +40,11 @@ interface IssuedFile {
 export interface BrokerOptions {
   /** The time source for how long file tickets are remembered (default: the system clock). */
   clock?: Clock;
+  /**
+   * Cluster mode: answers a request whose requester is on another node, through the cluster
+   * (cluster/brokering.ts); every node then calls {@linkcode Broker.answered}.
+   */
+  answerAcross?: (ask: PendingAsk, yes: boolean) => Promise<Answer>;
 }
 
 /** A `startprivate` request waiting for the target's y/n. */
@@ -73,6 +78,7 @@ export class Broker {
   /** File tickets issued, oldest first, by `<sender>\n<receiver>`. */
   readonly #files = new Map<string, IssuedFile[]>();
   readonly #clock: Clock;
+  readonly #answerAcross: BrokerOptions["answerAcross"];
 
   constructor(
     readonly roster: Roster,
@@ -81,6 +87,7 @@ export class Broker {
     options: BrokerOptions = {},
   ) {
     this.#clock = options.clock ?? systemClock;
+    this.#answerAcross = options.answerAcross;
   }
 
   /**
@@ -119,13 +126,28 @@ export class Broker {
       "start private messaging with",
       `Private messaging could not be started as ${to} has blocked you`,
     );
+    this.checkFree(from, to);
+    this.asked(from, to, now, notify);
+    return [`Waiting for ${to} to accept private messaging...`];
+  }
+
+  /** Refuses a request from `from` to `to` if they message privately or one is waiting. */
+  checkFree(from: string, to: string): void {
     if (this.between(from, to)) {
       throw new CommandError(`Private messaging with ${to} is already enabled.`);
     }
     if (this.#askBetween.has(pairKey(from, to))) {
       throw new CommandError(`Still waiting for ${to} to answer.`);
     }
-    const ask = { id: this.#nextAsk++, from, to, at: now };
+  }
+
+  /**
+   * Records a request from `from` to `to` made at `at` and asks `to` (if `notify` reaches them):
+   * for `ask`, and on every node of a cluster as it decides one (local_effects.ts).
+   */
+  asked(from: string, to: string, at: number, notify: Notify): void {
+    if (this.#askBetween.has(pairKey(from, to))) return;
+    const ask = { id: this.#nextAsk++, from, to, at };
     this.#addAsk(ask);
     notify(to, {
       kind: "ask",
@@ -133,16 +155,16 @@ export class Broker {
       data: { ask: ask.id, from },
     });
     this.logger.info(`${from} asked ${to} for private messaging.`);
-    return [`Waiting for ${to} to accept private messaging...`];
   }
 
   /** The target's y/n to request `askId`: on yes, both peers get their chat tickets. */
-  answer(session: Session, askId: number, yes: boolean, notify: Notify): Answer {
+  answer(session: Session, askId: number, yes: boolean, notify: Notify): Answer | Promise<Answer> {
     const ask = this.#asks.get(askId);
     if (!ask || ask.to !== session.user) {
       return refusal("not-allowed", "That request is no longer waiting.");
     }
     this.#dropAsk(ask);
+    if (this.#answerAcross && !this.roster.get(ask.from)) return this.#answerAcross(ask, yes);
     const requester = this.roster.get(ask.from);
     if (!requester || !this.relations.canReach(ask.from, ask.to)) {
       return refusal("failed", `${ask.from} is no longer available.`);
@@ -175,6 +197,35 @@ export class Broker {
       data: { ticket: forRequester },
     });
     return { ok: true, lines: [] };
+  }
+
+  /**
+   * A cluster decided `to`'s answer to `from`'s request (cluster/brokering.ts): the request is
+   * dropped, and `from` is told of a no, or both get their chat ticket (`[for from, for to]`) of a
+   * yes, each from the node holding them.
+   */
+  answered(from: string, to: string, tickets: [Ticket, Ticket] | null, notify: Notify): void {
+    const id = this.#askBetween.get(pairKey(from, to));
+    if (id !== undefined) this.#dropAsk(this.#asks.get(id)!);
+    if (!tickets) {
+      notify(from, {
+        kind: "notice",
+        lines: [`${to} declined private messaging`],
+        data: { peer: to },
+      });
+      return;
+    }
+    this.#open(from, to, tickets[0].id);
+    notify(to, {
+      kind: "ticket",
+      lines: [`Start private messaging with ${from}`],
+      data: { ticket: tickets[1] },
+    });
+    notify(from, {
+      kind: "ticket",
+      lines: [`Start private messaging with ${to}`],
+      data: { ticket: tickets[0] },
+    });
   }
 
   /** `stopprivate <user>`: ends a private session; the peer is told. */

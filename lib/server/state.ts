@@ -6,6 +6,7 @@ import type { Clock } from "../shared/clock.ts";
 import type { Logger } from "../shared/logger.ts";
 import { Broker } from "./broker.ts";
 import type { Cluster } from "./cluster/cluster.ts";
+import { answerAcross } from "./cluster/brokering.ts";
 import { actOnDecided } from "./cluster/local_effects.ts";
 import type { HashCost } from "./credentials.ts";
 import type { TextFiles } from "./files.ts";
@@ -121,6 +122,7 @@ export function buildState(
         store,
         deliver,
         replaced: (user, session) => roster.replacedInCluster(user, session, deliver),
+        broker,
       },
       proposal,
       outcome,
@@ -133,7 +135,10 @@ export function buildState(
     duplicateLogin: config.duplicateLogin,
     onLeave: (user, notify) => broker.userLeft(user, notify),
   });
-  const broker = new Broker(roster, store.relations, logger, { clock });
+  const broker = new Broker(roster, store.relations, logger, {
+    clock,
+    ...(cluster ? { answerAcross: (ask, yes) => answerAcross(cluster, ask, yes) } : {}),
+  });
   return {
     state: { store, roster, broker, logger, cluster },
     login: new Login(store, logger, {

@@ -9,7 +9,7 @@ import { parseTicket } from "../../lib/p2p/mod.ts";
 import { UNSAFE_FILE_NAME } from "../../lib/shared/commands.ts";
 import { type ClusterTestServer, startClusterServer } from "../../testing/cluster_fixture.ts";
 import { postgresTests, sharedPostgres } from "../../testing/postgres.ts";
-import { loggedIn } from "../../testing/server_fixture.ts";
+import { loggedIn, type TestClient } from "../../testing/server_fixture.ts";
 
 const PG = postgresTests("cluster broker tests");
 
@@ -79,3 +79,58 @@ pgTest("UPD across nodes is refused with the broker's texts", async () => {
   assert.deepEqual((await nodes.yoda.cmd("UPD hans a\u202eb")).lines, [UNSAFE_FILE_NAME]);
   assert.equal(nodes.hans.events.filter((e) => e.kind === "ticket").length, 0);
 });
+
+/** The ask id of the first request event `client` got. */
+async function askOf(client: TestClient): Promise<number> {
+  const event = await client.waitFor("would like to private message, enter y or n:");
+  return (event.data as { ask: number }).ask;
+}
+
+pgTest("startprivate to a user on the other node: yes gives both a chat ticket", async () => {
+  await using nodes = await twoNodes();
+  assert.deepEqual((await nodes.yoda.cmd("startprivate hans")).lines, [
+    "Waiting for hans to accept private messaging...",
+  ]);
+  assert.deepEqual((await nodes.yoda.cmd("startprivate hans")).lines, [
+    "Still waiting for hans to answer.",
+  ]);
+  const ask = await askOf(nodes.hans);
+  const answer = await nodes.hans.link.request({ t: "answer", ask, yes: true });
+  assert.equal(answer.ok, true, answer.lines.join(" "));
+  const started = await nodes.yoda.waitFor("Start private messaging with hans");
+  const mine = parseTicket((started.data as { ticket: unknown }).ticket);
+  const event = await nodes.hans.waitFor("Start private messaging with yoda");
+  const theirs = parseTicket((event.data as { ticket: unknown }).ticket);
+  assert.deepEqual([mine.kind, mine.role, theirs.role], ["chat", "initiator", "responder"]);
+  assert.deepEqual([mine.id, mine.key], [theirs.id, theirs.key]);
+  const online = nodes.one.server.state.store.online;
+  assert.deepEqual(mine.address, { hostname: online.get("hans")!.ip, port: 8002 });
+  assert.deepEqual(theirs.address, { hostname: online.get("yoda")!.ip, port: 8001 });
+  assert.deepEqual((await nodes.yoda.cmd("getaddress hans")).lines, [
+    "Private messaging with hans is already enabled.",
+  ]);
+  const twice = await nodes.hans.link.request({ t: "answer", ask, yes: true });
+  assert.equal(twice.ok, false);
+  assert.equal(nodes.yoda.events.filter((e) => e.kind === "ticket").length, 1);
+});
+
+pgTest(
+  "startprivate across nodes: a no tells the requester, a blocked one is refused",
+  async () => {
+    await using nodes = await twoNodes();
+    await nodes.yoda.cmd("getaddress hans");
+    const answer = await nodes.hans.link.request({
+      t: "answer",
+      ask: await askOf(nodes.hans),
+      yes: false,
+    });
+    assert.equal(answer.ok, true);
+    await nodes.yoda.waitFor("hans declined private messaging");
+    assert.equal(nodes.yoda.events.some((e) => e.kind === "ticket"), false);
+    assert.deepEqual((await nodes.hans.cmd("block yoda")).lines, ["yoda is blocked"]);
+    assert.deepEqual((await nodes.yoda.cmd("startprivate hans")).lines, [
+      "Private messaging could not be started as hans has blocked you",
+    ]);
+    assert.deepEqual((await nodes.yoda.cmd("startprivate vader")).lines, ["vader is offline"]);
+  },
+);

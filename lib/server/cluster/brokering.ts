@@ -7,24 +7,47 @@
  * from the replicated online list. The node holding the recipient hands them their ticket
  * (local_effects.ts); the proposer replies with the sender's. Nothing in the state changes.
  *
+ * `startprivate` to a user on another node is a `private-ask`, decided with the same rules; every
+ * node records the request in its Broker, and the node holding the target asks them. Their y/n is
+ * a `private-answer`, whose chat tickets are paired with the addresses of the online list as it is
+ * decided; every node then drops the request and records the session, and the nodes holding the
+ * peers hand them their tickets (or tell the requester of a no).
+ *
  * @module
  */
-import { pairedTickets, type PeerAddress, type Ticket, type TicketSecret } from "../../p2p/mod.ts";
+import {
+  newTicketSecret,
+  pairedTickets,
+  type PeerAddress,
+  type Ticket,
+  type TicketSecret,
+} from "../../p2p/mod.ts";
 import { CommandError } from "../../shared/errors.ts";
 import type { ServerEvent } from "../../shared/protocol.ts";
+import type { PendingAsk } from "../broker.ts";
+import { type Answer, refusal } from "../replies.ts";
 import type { Store } from "../store/store.ts";
+import type { Cluster } from "./cluster.ts";
 import type { OnlineEntry } from "./online_list.ts";
 import type { Decide } from "./proposals.ts";
 
 /** The proposals of the peer-to-peer broker. */
 export type BrokerProposal =
   /** `from` sends `fileName` (a safe base name) to `to`, with the ticket's id and key. */
-  { t: "file-ticket"; from: string; to: string; fileName: string } & TicketSecret;
+  | ({ t: "file-ticket"; from: string; to: string; fileName: string } & TicketSecret)
+  /** `from` asks `to` for private messaging at `at` (`startprivate`). */
+  | { t: "private-ask"; from: string; to: string; at: number }
+  /** `to` answers `from`'s request, with the chat ticket's id and key should it be yes. */
+  | ({ t: "private-answer"; from: string; to: string; yes: boolean } & TicketSecret);
 
 /** What an accepted brokering proposal tells its proposer (and every node). */
 export interface BrokerAccepted {
   /** The node holding the recipient, and the tickets `[for the sender, for the recipient]`. */
   "file-ticket": { node: string; tickets: [Ticket, Ticket] };
+  /** Every node records the request; the one holding `to` asks them. */
+  "private-ask": Record<never, never>;
+  /** The chat tickets `[for from, for to]` of a yes; null for a no. */
+  "private-answer": { tickets: [Ticket, Ticket] | null };
 }
 
 /** The text a file sent to a user who blocked the sender is refused with (as the Broker's). */
@@ -70,4 +93,50 @@ export const BROKER_RULES: { [K in BrokerProposal["t"]]: Decide<K> } = {
     }, { id, key });
     return { accepted: { node: target.node, tickets }, changes: [] };
   },
+  "private-ask"(store, { from, to }) {
+    peers(store, from, to, `Private messaging could not be started as ${to} has blocked you`);
+    return { accepted: {}, changes: [] };
+  },
+  "private-answer"(store, { from, to, yes, id, key }) {
+    // As the Broker's answer: the requester left, or the two blocked each other since.
+    const gone = `${from} is no longer available.`;
+    const sender = store.online.get(from);
+    const target = store.online.get(to);
+    if (!sender || !target || !store.relations.canReach(from, to)) throw new CommandError(gone);
+    if (!yes) return { accepted: { tickets: null }, changes: [] };
+    const tickets = pairedTickets({
+      kind: "chat",
+      from,
+      to,
+      fromAddress: addressOf(sender),
+      toAddress: addressOf(target),
+    }, { id, key });
+    return { accepted: { tickets }, changes: [] };
+  },
 };
+
+/**
+ * Proposes `ask.to`'s answer to a request from a user on another node; the reply to the answer
+ * (every node acts on the outcome: local_effects.ts). A refusal is a `failed` reply.
+ */
+export async function answerAcross(
+  cluster: Cluster,
+  ask: PendingAsk,
+  yes: boolean,
+): Promise<Answer> {
+  const { from, to } = ask;
+  try {
+    const outcome = await cluster.propose({
+      t: "private-answer",
+      from,
+      to,
+      yes,
+      ...newTicketSecret(),
+    });
+    return outcome.ok ? { ok: true, lines: [] } : refusal("failed", outcome.reason);
+  } catch (error) {
+    // The log could not take it (Service unavailable).
+    if (error instanceof CommandError) return refusal("failed", error.message);
+    throw error;
+  }
+}

@@ -8,6 +8,7 @@
  * @module
  */
 import type { ServerEvent } from "../../shared/protocol.ts";
+import type { Broker } from "../broker.ts";
 import type { Notify } from "../replies.ts";
 import type { Store } from "../store/store.ts";
 import { ticketEvent } from "./brokering.ts";
@@ -24,6 +25,8 @@ export interface LocalSessions {
   deliver: Notify;
   /** Ends this node's session `session` of `user`, which a login replaced (logged out already). */
   replaced(user: string, session: string): void;
+  /** This node's broker, which records private-messaging requests and sessions. */
+  broker: Pick<Broker, "asked" | "answered">;
 }
 
 /** Acts on `proposal`'s `outcome` for this node's sessions; resolves once userlog.txt is written. */
@@ -57,6 +60,13 @@ export function actOnDecided(
     case "file-ticket": {
       const { node, tickets } = outcome as Extract<Outcome<"file-ticket">, { ok: true }>;
       if (node === local.node) local.deliver(proposal.to, ticketEvent(tickets[1]));
+      return;
+    }
+    case "private-ask":
+      return local.broker.asked(proposal.from, proposal.to, proposal.at, local.deliver);
+    case "private-answer": {
+      const { tickets } = outcome as Extract<Outcome<"private-answer">, { ok: true }>;
+      return local.broker.answered(proposal.from, proposal.to, tickets, local.deliver);
     }
   }
 }

@@ -3,7 +3,7 @@ import { helpLines } from "../../shared/commands.ts";
 import { deleteMessage, editMessage, postMessage, readMessages } from "./board.ts";
 import type { Handler } from "./context.ts";
 import { blockUser, broadcast, directMessage, unblockUser } from "./messaging.ts";
-import { upload } from "./p2p.ts";
+import { startPrivate, upload } from "./p2p.ts";
 import { activeUsers, logOut, whoElse, whoElseSince } from "./presence.ts";
 
 /** Handlers by canonical command name. Peer-to-peer commands go straight to the broker. */
@@ -21,7 +21,7 @@ export const HANDLERS: Readonly<Record<string, Handler>> = {
   block: blockUser,
   unblock: unblockUser,
   UPD: upload,
-  startprivate: (c, args) => c.state.broker.ask(c.user, args.user, c.now, c.notify),
+  startprivate: startPrivate,
   stopprivate: (c, args) => c.state.broker.stop(c.user, args.user, c.notify),
   help: () => helpLines(),
 };

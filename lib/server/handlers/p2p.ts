@@ -2,7 +2,8 @@
  * Peer-to-peer commands: UPD, startprivate, stopprivate, which the broker handles. In cluster mode
  * a UPD to a user whose session this node does not hold proposes a `file-ticket` through the
  * cluster, and replies with the sender's ticket it decided; the node holding the recipient hands
- * them theirs (cluster/brokering.ts, cluster/local_effects.ts).
+ * them theirs (cluster/brokering.ts, cluster/local_effects.ts). A startprivate to such a user
+ * proposes a `private-ask` likewise.
  */
 import { newTicketSecret, safeBaseName } from "../../p2p/mod.ts";
 import { type Args, UNSAFE_FILE_NAME } from "../../shared/commands.ts";
@@ -32,4 +33,17 @@ export async function upload(context: CommandContext, args: Args): Promise<Answe
   });
   state.logger.info(`${context.user} is sending ${fileName} to ${args.user} over UDP.`);
   return { ok: true, lines: [], data: { ticket: tickets[0] } };
+}
+
+/** `startprivate <user>` (or `getaddress`): asks the target for consent. */
+export async function startPrivate(context: CommandContext, args: Args): Promise<string[]> {
+  const { state, user, now } = context;
+  const { cluster, broker, roster } = state;
+  const to = args.user;
+  if (!cluster || roster.get(to)) return await broker.ask(user, to, now, context.notify);
+  await roster.requireOther(user, to, "start private messaging with");
+  // Every node records each request and session it decides: this node knows them all.
+  broker.checkFree(user, to);
+  await accepted(cluster, { t: "private-ask", from: user, to, at: now });
+  return [`Waiting for ${to} to accept private messaging...`];
 }
