@@ -15,7 +15,7 @@ interface Program {
 }
 
 const COMMON = ["--unstable-net", "--no-prompt"];
-/** What both programs read of the environment: colour and terminal size. */
+/** What the client reads of the environment for colour and terminal size. */
 const ENV = "NO_COLOR,TERM,COLUMNS,LINES";
 
 const PROGRAMS: Program[] = [
@@ -23,10 +23,12 @@ const PROGRAMS: Program[] = [
     output: "chat-server",
     entry: "server.ts",
     // The server reads and writes only files the operator names (credentials, logs) and its
-    // certificate; the host name goes into the certificate it makes at the first start.
+    // certificate; the host name goes into the certificate it makes at the first start. It gets
+    // the whole environment: with --database the PostgreSQL client reads PG* variables (PGHOST,
+    // PGPASSWORD, …), and Deno cannot grant a prefix.
     flags: [
       ...COMMON,
-      `--allow-env=${ENV}`,
+      "--allow-env",
       "--allow-sys=hostname",
       "--allow-net",
       "--allow-read",
