@@ -114,11 +114,12 @@ export class Mailbox {
    */
   take(to: string): StoredMessage[] {
     const queue = this.#queues.get(to) ?? [];
+    this.#queues.delete(to);
+    if (this.#unwritten.size === 0) return queue;
     // Messages still being written down stay: their senders have not been told anything yet.
     const ready = queue.filter((message) => !this.#unwritten.has(message.id));
     const left = queue.filter((message) => this.#unwritten.has(message.id));
     if (left.length > 0) this.#queues.set(to, left);
-    else this.#queues.delete(to);
     return ready;
   }
 

@@ -35,8 +35,6 @@ export interface Store {
   readonly relations: Relations;
   /** When users were last online. */
   readonly lastSeen: LastSeen;
-  /** Where it is written down (a path), or undefined when it lives in memory only. */
-  readonly location: string | undefined;
   /**
    * Brings the files in line with the store as the server starts: userlog.txt empty,
    * messagelog.txt empty or (kept board) the board, credentials.txt with the account changes a
@@ -104,7 +102,6 @@ export function buildStore(storage: Storage, config: StoreConfig): Store {
     }),
     relations: new Relations({ journal, blocks: contents.blocks }),
     lastSeen: new LastSeen({ journal, seen: contents.seen }),
-    location: storage.location,
     async start() {
       await Promise.all([board.reset(), userLog.reset()]);
       try {
