@@ -59,7 +59,6 @@ export function gatedStorage(
   };
   return {
     contents: options.contents ?? emptyContents(),
-    location: undefined,
     held,
     recorded,
     noted,

@@ -148,11 +148,13 @@ export class Mailbox {
    */
   take(to: string): StoredMessage[] {
     const queue = this.#queues.get(to) ?? [];
+    this.#queues.delete(to);
     // Messages still being written down stay: their senders have not been told anything yet.
-    const ready = queue.filter((message) => !this.#unwritten.has(message.id));
+    const ready = this.#unwritten.size === 0
+      ? queue
+      : queue.filter((message) => !this.#unwritten.has(message.id));
     const left = queue.filter((message) => this.#unwritten.has(message.id));
     if (left.length > 0) this.#queues.set(to, left);
-    else this.#queues.delete(to);
     for (const message of ready) this.#out.add(message.id);
     return ready;
   }

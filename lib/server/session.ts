@@ -27,6 +27,9 @@ export interface SessionOwner {
   ending(session: Session): void;
 }
 
+/** What `afterHeld` returns for a send that finished at once. */
+const DONE: Promise<void> = Promise.resolve();
+
 const NO_OWNER: SessionOwner = { overflowed() {}, staged() {}, ending() {} };
 
 interface DrainWaiter {
@@ -147,7 +150,8 @@ export class Session {
   /** Runs `send` now, or after the replies held back for a commit when there are any. */
   afterHeld(send: () => Promise<void> | void): Promise<void> {
     if (this.#held > 0) return this.inTurn(send);
-    return Promise.resolve(send());
+    // Every reply passes here: no promise is made for one that needs none.
+    return send() ?? DONE;
   }
 
   /**

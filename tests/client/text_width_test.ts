@@ -34,12 +34,12 @@ Deno.test("fitWidth() never splits a wide character across the edge", () => {
 });
 
 Deno.test("wrapWords() breaks long lines between words, keeping each line's indentation", () => {
-  const text = "First connection to 127.0.0.1:12777: its TLS certificate is not signed by an " +
+  const text = "First connection to 127.0.0.1:443: its TLS certificate is not signed by an " +
     "authority this client trusts.\n  short\n  an indented line that is too long for the width";
   assert.equal(
     wrapWords(text, 40),
     [
-      "First connection to 127.0.0.1:12777: its",
+      "First connection to 127.0.0.1:443: its",
       "TLS certificate is not signed by an",
       "authority this client trusts.",
       "  short",

@@ -126,7 +126,7 @@ function observe(node: TestStore) {
 
 /** A started in-memory store built from `contents`. */
 async function fromContents(contents: StoreContents): Promise<TestStore> {
-  const node = testStore({ ...memoryJournal, contents, location: undefined }, { config: CONFIG });
+  const node = testStore({ ...memoryJournal, contents }, { config: CONFIG });
   await node.store.start();
   return node;
 }

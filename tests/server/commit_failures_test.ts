@@ -8,18 +8,24 @@ import { MemoryFiles } from "../../lib/server/files.ts";
 import { MessageBoard } from "../../lib/server/message_board.ts";
 import { FakeClock } from "../../lib/shared/clock.ts";
 import { gatedStorage } from "../../testing/gated_storage.ts";
-import { loggedIn, settle, startServer } from "../../testing/server_fixture.ts";
+import { loggedIn, settle, startServer, type TestServer } from "../../testing/server_fixture.ts";
 
 const LOG = "messagelog.txt";
+
+/** yoda and hans logged in, and hans asked by yoda to chat privately: the ask's id. */
+async function askedToChat(test: TestServer) {
+  const yoda = await loggedIn(test, "yoda", "jedi", 7001);
+  const hans = await loggedIn(test, "hans", "falcon", 7002);
+  await yoda.cmd("startprivate hans");
+  const event = await hans.waitForEvent((event) => event.kind === "ask");
+  return { yoda, hans, ask: (event.data as { ask: number }).ask };
+}
 
 Deno.test("a block whose commit fails ends no private session and is not logged", async () => {
   const storage = gatedStorage();
   await using test = await startServer({ storage });
-  const yoda = await loggedIn(test, "yoda", "jedi", 7001);
-  const hans = await loggedIn(test, "hans", "falcon", 7002);
-  await yoda.cmd("startprivate hans");
-  const ask = await hans.waitForEvent((event) => event.kind === "ask");
-  await hans.link.request({ t: "answer", ask: (ask.data as { ask: number }).ask, yes: true });
+  const { yoda, hans, ask } = await askedToChat(test);
+  await hans.link.request({ t: "answer", ask, yes: true });
   await yoda.waitFor("Start private messaging with hans");
   const blocked = yoda.cmd("block hans");
   (await storage.waitHeld(1))[0]!.fail();
@@ -100,14 +106,11 @@ Deno.test("a passwd lockout answers the replies held for a commit first", async 
 Deno.test("an answer sent behind a held reply is answered, with its events, after it", async () => {
   const storage = gatedStorage();
   await using test = await startServer({ storage });
-  const yoda = await loggedIn(test, "yoda", "jedi", 7001);
-  const hans = await loggedIn(test, "hans", "falcon", 7002);
-  await yoda.cmd("startprivate hans");
-  const ask = await hans.waitForEvent((event) => event.kind === "ask");
+  const { hans, ask } = await askedToChat(test);
   const order: string[] = [];
   const held = hans.cmd("message vader hold on").then(() => order.push("held reply"));
   const answered = hans.link
-    .request({ t: "answer", ask: (ask.data as { ask: number }).ask, yes: true })
+    .request({ t: "answer", ask, yes: true })
     .then(() => order.push("answer reply"));
   const [change] = await storage.waitHeld(1);
   await settle();

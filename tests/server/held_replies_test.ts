@@ -34,7 +34,7 @@ interface TappedClient {
 function tappedClient(test: TestServer): TappedClient & Disposable {
   const wire: ServerFrame[] = [];
   const [clientEnd, serverEnd] = memoryPair(
-    memoryAddress("127.0.0.1:40100"),
+    memoryAddress("127.0.0.1:0"),
     memoryAddress("127.0.0.1:120"),
   );
   const decoder = new FrameDecoder();

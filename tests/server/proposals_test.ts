@@ -32,7 +32,6 @@ const T0 = Date.UTC(2024, 0, 2, 3, 4, 5);
 function recordingStorage(written: Change[]): Storage {
   return {
     contents: emptyContents(),
-    location: undefined,
     record: (change) => Promise.resolve(void written.push(change)),
     note: (change) => void written.push(change),
     close: () => Promise.resolve(),

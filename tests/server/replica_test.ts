@@ -20,7 +20,6 @@ function recordingStorage(changes: Change[]): Storage {
   const keep = (change: Change) => void changes.push(structuredClone(change));
   return {
     contents: emptyContents(),
-    location: undefined,
     record: (change) => Promise.resolve(keep(change)),
     note: keep,
     close: () => Promise.resolve(),

@@ -113,7 +113,6 @@ export async function openCluster(url: string, options: ClusterOptions): Promise
     return new PostgresClusterNode({ sql, bus, lease, node, logger, clock, ticks }, {
       ...memoryJournal,
       contents,
-      location: redactUrl(url),
     }, { seq, from });
   } catch (error) {
     await bus?.close();

@@ -99,8 +99,6 @@ export class StorageError extends Error {
 /** Where changes are written down, and what was there when the server started. */
 export interface Storage extends Journal {
   readonly contents: StoreContents;
-  /** Where it keeps things, for messages (a path), or undefined in memory. */
-  readonly location: string | undefined;
 }
 
 /** Where changes are written down. */
@@ -128,5 +126,5 @@ export const memoryJournal: Journal = {
 
 /** Storage that keeps nothing and starts empty: the in-memory store. */
 export function memoryStorage(): Storage {
-  return { ...memoryJournal, contents: emptyContents(), location: undefined };
+  return { ...memoryJournal, contents: emptyContents() };
 }

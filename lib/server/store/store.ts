@@ -41,8 +41,6 @@ export interface Store {
    * the log's proposals; empty on a single server, whose sessions the Roster and userLog keep.
    */
   readonly online: OnlineList;
-  /** Where it is written down (a path), or undefined when it lives in memory only. */
-  readonly location: string | undefined;
   /**
    * Brings the files in line with the store as the server starts: userlog.txt empty,
    * messagelog.txt empty or (kept board) the board, credentials.txt with the account changes a
@@ -113,7 +111,6 @@ export function buildStore(storage: Storage, config: StoreConfig): Store {
     relations: new Relations({ journal, blocks: contents.blocks }),
     lastSeen: new LastSeen({ journal, seen: contents.seen }),
     online: new OnlineList(contents.online),
-    location: storage.location,
     async start() {
       await Promise.all([board.reset(), userLog.reset()]);
       try {
