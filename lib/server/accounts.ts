@@ -4,6 +4,12 @@
  * is written down in the store's journal first and the file after, so a server killed in between
  * finishes the file at its next start (`recover`): credentials.txt stays the one place accounts
  * are defined and edited by hand, and nothing the server acknowledged is lost.
+ *
+ * In cluster mode (an {@linkcode AccountLedger}) the accounts are the cluster's, decided in log
+ * order (lib/server/cluster/accounts.ts) and kept here in memory: `find` and `check` read them, a
+ * registration or a new password is hashed here and proposed through the ledger, and every decided
+ * change is mirrored into this node's credentials.txt. At start (`join`) the file's accounts the
+ * cluster does not know are proposed, and the file is rewritten to the cluster's secrets.
  */
 import {
   type Account,
@@ -34,6 +40,30 @@ export class WrongPasswordError extends CommandError {
   }
 }
 
+/** An account as the cluster holds it: a name and its secret (an scrypt hash). */
+export interface AccountRecord {
+  user: string;
+  secret: string;
+}
+
+/**
+ * Where a cluster node's account changes are decided (lib/server/cluster/accounts.ts implements
+ * it over the cluster's log). Each resolves once the change is decided, applied to this store
+ * (`applyAccount`) and written to this node's credentials.txt; each rejects with a CommandError
+ * when refused or when the cluster cannot take it.
+ */
+export interface AccountLedger {
+  /** Adds `user` with `secret` (a hash); refused if the cluster has the name already. */
+  register(user: string, secret: string): Promise<void>;
+  /**
+   * Makes `secret` (a hash) `user`'s, in place of `old`, the secret the old password was checked
+   * against; rejects with WrongPasswordError if the account's secret is no longer `old`.
+   */
+  replace(user: string, secret: string, old: string): Promise<void>;
+  /** Adds those of `accounts` (hashed) the cluster does not know; resolves to their names. */
+  adopt(accounts: AccountRecord[]): Promise<string[]>;
+}
+
 /** What an account store works with besides its file. */
 export interface AccountStoreOptions {
   logger: Logger;
@@ -43,6 +73,11 @@ export interface AccountStoreOptions {
   pool?: HashPool;
   /** Where a change is written down before the file is (default: nowhere). */
   journal?: Journal;
+  /**
+   * Cluster mode: the accounts are the cluster's, decided through this ledger, starting from
+   * `replicated` (those of the node's checkpoint); the file is their mirror.
+   */
+  cluster?: { ledger: AccountLedger; replicated: AccountRecord[] };
 }
 
 /** The account store over one credentials file. */
@@ -55,12 +90,21 @@ export class AccountStore {
   #accounts: Map<string, Account> | undefined;
   #writes: Promise<unknown> = Promise.resolve();
   readonly #journal: Journal;
+  /** Cluster mode: the ledger, and the cluster's accounts (secrets by name), in decision order. */
+  readonly #ledger: AccountLedger | undefined;
+  readonly #replicated = new Map<string, string>();
+  /** A mirror write queued and not yet started: later changes ride on it. */
+  #mirrorQueued: Promise<void> | undefined;
 
   constructor(readonly files: TextFiles, readonly path: string, options: AccountStoreOptions) {
     this.logger = options.logger;
     this.hashCost = options.hashCost ?? DEFAULT_HASH_COST;
     this.pool = options.pool ?? new HashPool();
     this.#journal = options.journal ?? memoryJournal;
+    this.#ledger = options.cluster?.ledger;
+    for (const { user, secret } of options.cluster?.replicated ?? []) {
+      this.#replicated.set(user, secret);
+    }
   }
 
   /**
@@ -94,9 +138,14 @@ export class AccountStore {
     return this.#accounts;
   }
 
-  /** The account called `username`, as the file says now. */
+  /** The account called `username`, as the file says now (in cluster mode: as the cluster does). */
   async find(username: string): Promise<Account | undefined> {
-    return (await this.#load()).get(normaliseName(username));
+    const user = normaliseName(username);
+    if (this.#ledger) {
+      const secret = this.#replicated.get(user);
+      return secret === undefined ? undefined : { username: user, secret, line: 0 };
+    }
+    return (await this.#load()).get(user);
   }
 
   /**
@@ -106,13 +155,103 @@ export class AccountStore {
   async check(username: string, password: string): Promise<boolean> {
     const account = await this.find(username);
     if (account === undefined) return false;
-    const { secret } = account;
+    return await this.#verify(password, account.secret);
+  }
+
+  #verify(password: string, secret: string): Promise<boolean> {
     if (!isHashed(secret)) return verifyPassword(password, secret);
     return this.pool.run((derive) => verifyPassword(password, secret, derive));
   }
 
+  /** The cluster's secret for `user` (cluster mode), or undefined if it has no such account. */
+  known(user: string): string | undefined {
+    return this.#replicated.get(normaliseName(user));
+  }
+
+  /** The cluster's accounts (cluster mode), in the order they were decided: for a checkpoint. */
+  get replicated(): AccountRecord[] {
+    return [...this.#replicated].map(([user, secret]) => ({ user, secret }));
+  }
+
+  /**
+   * Cluster mode: the cluster decided that `user`'s secret is `secret`. Applied at once; the
+   * promise settles once credentials.txt has it, and never rejects (a failed write is logged, and
+   * the next write puts every account right).
+   */
+  applyAccount(user: string, secret: string): Promise<void> {
+    this.#replicated.set(normaliseName(user), secret);
+    return this.#mirror();
+  }
+
+  /**
+   * Cluster mode, at the node's start: proposes the accounts of this node's credentials.txt that
+   * the cluster does not know (clear-text passwords hashed first), and once that is decided (so
+   * this node has caught up to its own start) rewrites the file to the cluster's secrets: an
+   * account the cluster knows keeps the cluster's secret, whatever a stale file says. Resolves to
+   * the names the cluster took from the file; rejects with a CommandError if the cluster could not
+   * take them.
+   */
+  async join(): Promise<string[]> {
+    const ledger = this.#ledger;
+    if (!ledger) return [];
+    const text = (await this.files.read(this.path)) ?? "";
+    const parsed = parseCredentials(text, this.path);
+    for (const problem of parsed.problems) this.logger.warn(problem);
+    const unknown: AccountRecord[] = [];
+    for (const { username, secret } of parsed.accounts.values()) {
+      if (this.#replicated.has(username)) continue;
+      unknown.push({
+        user: username,
+        secret: isHashed(secret) ? secret : await this.#hash(secret),
+      });
+    }
+    const added = await ledger.adopt(unknown);
+    await this.#mirror();
+    return added;
+  }
+
+  /**
+   * Writes the cluster's accounts into credentials.txt: each account's line gets the cluster's
+   * secret (in place) or is appended; every other line is kept byte for byte (accounts added by
+   * hand are proposed at the node's next start). Writes that queue up behind one another are one.
+   */
+  #mirror(): Promise<void> {
+    if (this.#mirrorQueued) return this.#mirrorQueued;
+    const run = this.#writes.then(async () => {
+      // From here on, a change needs a write of its own: this one may have read the map already.
+      this.#mirrorQueued = undefined;
+      try {
+        const text = (await this.files.read(this.path)) ?? "";
+        const mirrored = withSecrets(text, this.#replicated);
+        if (mirrored === text) return;
+        await this.files.replace(this.path, mirrored, {
+          newFileMode: CREDENTIALS_MODE,
+          durable: true,
+        });
+      } catch (error) {
+        this.logger.warn(
+          `Could not write ${this.path} (it is rewritten at the next change): ${error}`,
+        );
+      }
+    });
+    this.#mirrorQueued = run;
+    this.#writes = run;
+    return run;
+  }
+
   /** Creates an account; fails if the name was taken meanwhile (or the pool is full). */
   register(username: string, password: string): Promise<void> {
+    const ledger = this.#ledger;
+    if (ledger) {
+      return (async () => {
+        const user = normaliseName(username);
+        // Checked again in log order; this spares a hash for a name taken long ago.
+        if (this.#replicated.has(user)) {
+          throw new CommandError(`Username ${username} is already taken`);
+        }
+        await ledger.register(user, await this.#hash(password));
+      })();
+    }
     return this.#exclusive(async () => {
       if (await this.find(username)) {
         throw new CommandError(`Username ${username} is already taken`);
@@ -126,6 +265,17 @@ export class AccountStore {
    * a full pool with ServerBusyError).
    */
   changePassword(username: string, oldPassword: string, newPassword: string): Promise<void> {
+    const ledger = this.#ledger;
+    if (ledger) {
+      return (async () => {
+        const user = normaliseName(username);
+        const old = this.#replicated.get(user);
+        if (old === undefined || !await this.#verify(oldPassword, old)) {
+          throw new WrongPasswordError();
+        }
+        await ledger.replace(user, await this.#hash(newPassword), old);
+      })();
+    }
     return this.#exclusive(async () => {
       if (!await this.check(username, oldPassword)) throw new WrongPasswordError();
       await this.#write(username, await this.#hash(newPassword));
@@ -166,6 +316,36 @@ export class AccountStore {
     this.#writes = result.catch(() => {});
     return result;
   }
+}
+
+/**
+ * `text` (credentials) with every account of `secrets` set to its secret there: the first line of
+ * the name changed in place, or a line appended; every other line kept byte for byte. One pass
+ * (setSecret for each account would read the whole text once per account).
+ */
+export function withSecrets(text: string, secrets: ReadonlyMap<string, string>): string {
+  const lines = text === "" ? [] : text.split("\n");
+  const done = new Set<string>();
+  let changed = false;
+  for (const [index, raw] of lines.entries()) {
+    const cr = raw.endsWith("\r");
+    const fields = (cr ? raw.slice(0, -1) : raw).split(" ");
+    if (fields.length !== 2) continue;
+    const user = normaliseName(fields[0]!);
+    const secret = secrets.get(user);
+    if (secret === undefined || done.has(user)) continue;
+    done.add(user);
+    if (fields[1] === secret) continue;
+    lines[index] = `${user} ${secret}${cr ? "\r" : ""}`;
+    changed = true;
+  }
+  const missing = [...secrets].filter(([user]) => !done.has(user));
+  if (missing.length > 0) {
+    // Appended before the final newline, which a file without one gets.
+    if (lines.at(-1) !== "") lines.push("");
+    lines.splice(lines.length - 1, 0, ...missing.map(([user, secret]) => `${user} ${secret}`));
+  } else if (!changed) return text;
+  return lines.join("\n");
 }
 
 /**

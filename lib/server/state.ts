@@ -6,6 +6,7 @@ import type { Clock } from "../shared/clock.ts";
 import type { Logger } from "../shared/logger.ts";
 import { Broker } from "./broker.ts";
 import type { Cluster } from "./cluster/cluster.ts";
+import { accountLedger } from "./cluster/accounts.ts";
 import { answerAcross } from "./cluster/brokering.ts";
 import { actOnDecided } from "./cluster/local_effects.ts";
 import type { HashCost } from "./credentials.ts";
@@ -113,7 +114,12 @@ export function buildState(
   });
   const { cluster } = config;
   const store = cluster
-    ? buildStore(cluster.storage, { ...config, pool, keepBoard: true })
+    ? buildStore(cluster.storage, {
+      ...config,
+      pool,
+      keepBoard: true,
+      accountLedger: accountLedger(cluster),
+    })
     : buildStore(config.storage ?? memoryStorage(), { ...config, pool });
   cluster?.follow(store, (proposal, outcome) =>
     actOnDecided(

@@ -39,7 +39,8 @@ export interface ReplicaStart extends ContentsAtSeq {
  * The replica state of `store` as contents: what a store built from them (buildStore) holds and
  * decides as `store` does. Blocks, waiting offline messages with their ids, refs and order, last
  * seen times, failure counts and lockouts, the board with its ids, the ids each section gives
- * next, and the online list with the messages handed to logins and not yet settled. No accounts: the AccountStore keeps none in memory (each node reads its credentials.txt).
+ * next, the online list with the messages handed to logins and not yet settled, and the cluster's
+ * accounts (`ledger`; `accounts`, a single server's account writes in flight, is always empty).
  * Offline messages taken by a login and neither delivered nor put back are not waiting, so not
  * here. Read synchronously: the contents are the store as it is at the call.
  */
@@ -53,6 +54,7 @@ export function contentsOf(store: Store): StoreContents {
     board: store.board.posts,
     next: { mail: store.mailbox.nextId, post: store.board.nextId },
     online: { entries: store.online.entries, handed: store.online.allHanded },
+    ledger: store.accounts.replicated,
   };
 }
 

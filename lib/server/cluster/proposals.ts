@@ -16,6 +16,10 @@
  * about who is online goes to the Store's `online` list as {@linkcode OnlineChange}s, which are
  * not a journal's Changes (no storage writes them down yet).
  *
+ * Registrations, password changes and a starting node's accounts are decided by accounts.ts's
+ * rules; what they decide goes to the Store's accounts as {@linkcode AccountChange}s (and from there
+ * to each node's credentials.txt).
+ *
  * The {@linkcode Sequencer} (sequencer.ts) appends proposals and follows the log.
  *
  * @module
@@ -27,6 +31,14 @@ import { BLOCKED_MESSAGE } from "../relations.ts";
 import type { Change, PostRecord } from "../store/journal.ts";
 import { applyChange } from "../store/replica.ts";
 import type { Store } from "../store/store.ts";
+import {
+  ACCOUNT_RULES,
+  type AccountAccepted,
+  type AccountChange,
+  type AccountProposal,
+  applyAccountChange,
+  isAccountChange,
+} from "./accounts.ts";
 import { BROKER_RULES, type BrokerAccepted, type BrokerProposal } from "./brokering.ts";
 import {
   deliveringNode,
@@ -68,7 +80,8 @@ export type Proposal =
   | { t: "clear-board" }
   | PresenceProposal
   | DeliveryProposal
-  | BrokerProposal;
+  | BrokerProposal
+  | AccountProposal;
 
 /** How a proposal travels in the change log (the `change` column). */
 export interface ProposalEntry {
@@ -77,7 +90,8 @@ export interface ProposalEntry {
 }
 
 /** What an accepted proposal of each kind tells its proposer. */
-export interface Accepted extends PresenceAccepted, DeliveryAccepted, BrokerAccepted {
+export interface Accepted
+  extends PresenceAccepted, DeliveryAccepted, BrokerAccepted, AccountAccepted {
   /** The post's number, and its time (whole seconds). */
   post: { number: number; time: number };
   /** The message as it was, with the delete's time (whole seconds) as `time`. */
@@ -106,14 +120,17 @@ export type Outcome<K extends Proposal["t"] = Proposal["t"]> =
   | ({ ok: true } & Accepted[K])
   | Refused;
 
-/** A change a decision applies: a journal's Change, or one to the cluster's online list. */
-export type DecidedChange = Change | OnlineChange;
+/**
+ * A change a decision applies: a journal's Change, or one to the cluster's online list or to its
+ * accounts.
+ */
+export type DecidedChange = Change | OnlineChange | AccountChange;
 
 /** What {@linkcode decide} did: the outcome, and the changes it applied (none if refused). */
 export interface Decision<K extends Proposal["t"] = Proposal["t"]> {
   outcome: Outcome<K>;
   changes: DecidedChange[];
-  /** Settles once the files that mirror the changes (messagelog.txt) are written. */
+  /** Settles once the files that mirror the changes (messagelog.txt, credentials.txt) are written. */
   written: Promise<void>;
 }
 
@@ -210,6 +227,7 @@ const DECIDE: { [K in Proposal["t"]]: Decide<K> } = {
   ...PRESENCE_RULES,
   ...DELIVERY_RULES,
   ...BROKER_RULES,
+  ...ACCOUNT_RULES,
 };
 
 /**
@@ -234,7 +252,11 @@ export function decide<P extends Proposal>(store: Store, proposal: P): Decision<
     };
   }
   const written = decided.changes.map((change) =>
-    isOnlineChange(change) ? applyOnlineChange(store, change) : applyChange(store, change)
+    isOnlineChange(change)
+      ? applyOnlineChange(store, change)
+      : isAccountChange(change)
+      ? applyAccountChange(store, change)
+      : applyChange(store, change)
   );
   return {
     outcome: { ok: true, ...decided.accepted } as Outcome<P["t"]>,

@@ -81,6 +81,12 @@ export interface StoreContents {
    * a single server's sessions end with it. Absent: nobody.
    */
   online?: { entries: OnlineEntry[]; handed: HandedMail[] };
+  /**
+   * The cluster's accounts (lib/server/cluster/accounts.ts), names and hashes in the order they
+   * were decided. Only a cluster checkpoint holds them: a single server's accounts are its
+   * credentials.txt. Absent: none.
+   */
+  ledger?: Array<{ user: string; secret: string }>;
 }
 
 /** A store with nothing in it. */

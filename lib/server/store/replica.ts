@@ -41,10 +41,9 @@ const APPLY: { [K in Change["t"]]: Apply<K> } = {
   online: NOTHING,
   offline: NOTHING,
   // An `account` change is one node's write-ahead for its own credentials.txt, which
-  // `account-done` closes once that file has it. The AccountStore keeps no accounts in memory (it
-  // reads its file at every login), so there is nothing to apply here; writing another node's
-  // account into this node's credentials.txt would be a write of this node's own, with a journal
-  // entry of its own. How accounts reach every node is decided with logins (docs/CLUSTER.md).
+  // `account-done` closes once that file has it: nothing another node needs. A cluster's accounts
+  // are decided by proposals of their own (lib/server/cluster/accounts.ts), which every node
+  // applies to its AccountStore and mirrors into its own credentials.txt.
   account: NOTHING,
   "account-done": NOTHING,
 };

@@ -7,7 +7,7 @@
  */
 import type { Clock } from "../../shared/clock.ts";
 import type { Logger } from "../../shared/logger.ts";
-import { AccountStore } from "../accounts.ts";
+import { type AccountLedger, AccountStore } from "../accounts.ts";
 import { OnlineList } from "../cluster/online_list.ts";
 import { DEFAULT_HASH_COST, type HashCost } from "../credentials.ts";
 import type { TextFiles } from "../files.ts";
@@ -44,7 +44,8 @@ export interface Store {
   /**
    * Brings the files in line with the store as the server starts: userlog.txt empty,
    * messagelog.txt empty or (kept board) the board, credentials.txt with the account changes a
-   * killed run wrote down but had not written to it.
+   * killed run wrote down but had not written to it (in cluster mode: the file's accounts the
+   * cluster lacks proposed, and the file rewritten to the cluster's).
    */
   start(): Promise<void>;
   /** Writes what is pending and lets go of the storage. */
@@ -68,6 +69,11 @@ export interface StoreConfig {
   mailboxPerSender?: number;
   /** The board survives restarts (chat-server --keep-board). */
   keepBoard?: boolean;
+  /**
+   * Cluster mode: where account changes are decided (lib/server/cluster/accounts.ts); the
+   * accounts start as the contents' `ledger`, and credentials.txt becomes their mirror.
+   */
+  accountLedger?: AccountLedger;
 }
 
 /** Builds the store's sections over `storage`, starting from what it holds. */
@@ -82,6 +88,9 @@ export function buildStore(storage: Storage, config: StoreConfig): Store {
     hashCost: config.hashCost ?? DEFAULT_HASH_COST,
     pool: config.pool,
     journal,
+    ...(config.accountLedger
+      ? { cluster: { ledger: config.accountLedger, replicated: contents.ledger ?? [] } }
+      : {}),
   });
   const userLog = new UserLog(files, config.userLogPath, {
     onWriteError: writeFailed(config.userLogPath),
@@ -113,6 +122,22 @@ export function buildStore(storage: Storage, config: StoreConfig): Store {
     online: new OnlineList(contents.online),
     async start() {
       await Promise.all([board.reset(), userLog.reset()]);
+      if (config.accountLedger) {
+        try {
+          const added = await accounts.join();
+          if (added.length > 0) {
+            logger.info(
+              `The cluster took ${added.length} account(s) from ${config.credentialsPath}`,
+            );
+          }
+        } catch (error) {
+          // The node serves the cluster's accounts; its file's others wait for its next start.
+          logger.warn(
+            `Could not give ${config.credentialsPath}'s accounts to the cluster: ${String(error)}`,
+          );
+        }
+        return;
+      }
       try {
         const recovered = await accounts.recover(contents.accounts);
         if (recovered > 0) {
