@@ -1,10 +1,14 @@
 /**
  * Chat servers as nodes of one cluster, for tests: each a server of server_fixture.ts (memory
  * files, a fake clock, in-memory clients) whose config carries a cluster opened on a PostgreSQL
- * database (openCluster), closed after its server. Its liveness watcher ticks only when the test
- * moves its clock on (`ticks.advance`).
+ * database (openCluster), closed after its server. Its liveness watcher and its upkeep (progress,
+ * checkpoints, pruning) tick only when the test moves its clock on (`ticks.advance`).
  */
-import { type ClusterNode, openCluster } from "../lib/server/cluster/cluster.ts";
+import {
+  type ClusterNode,
+  type ClusterOptions,
+  openCluster,
+} from "../lib/server/cluster/cluster.ts";
 import type { TickClock } from "../lib/server/cluster/liveness.ts";
 import { FakeClock } from "../lib/shared/clock.ts";
 import { MemoryLogger } from "../lib/shared/logger.ts";
@@ -48,14 +52,19 @@ export interface ClusterTestServer extends TestServer {
   readonly ticks: ManualTickClock;
 }
 
-/** Joins node `node` to the cluster on the database at `url` and starts a server on it. */
+/**
+ * Joins node `node` to the cluster on the database at `url` and starts a server on it; `options`
+ * tune the node's upkeep (checkpoints, progress, pruning).
+ */
 export async function startClusterServer(
   url: string,
   node: string,
   overrides: Parameters<typeof startServer>[0] = {},
+  options: Pick<ClusterOptions, "upkeep"> = {},
 ): Promise<ClusterTestServer> {
   const ticks = new ManualTickClock();
   const cluster = await openCluster(url, {
+    ...options,
     node,
     clock: new FakeClock(),
     logger: new MemoryLogger(),

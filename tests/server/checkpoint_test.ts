@@ -179,7 +179,7 @@ async function cluster() {
       await bus.close();
       await sql.end({ timeout: 5 });
     });
-    const sequencer = new Sequencer(opened.store, { sql, bus, node: id, after });
+    const sequencer = new Sequencer(opened.store, { sql, bus, node: id, ownChanges: id, after });
     closers.push(() => sequencer.stop());
     await sequencer.start();
     return Object.assign(opened, { sequencer });

@@ -12,7 +12,8 @@
  *   also sets `change_log_state.last_seq`, in the same statement.
  * - {@linkcode pruneUpTo} deletes what every registered node has passed and the newest checkpoint
  *   covers ({@linkcode pruneChanges} deletes up to a seq given); nodes report how far they are
- *   with NodeLease.reportProgress, and write checkpoints with checkpoint.ts.
+ *   with NodeLease.reportProgress, and write checkpoints with checkpoint.ts (a running node does
+ *   both, and prunes, on its upkeep's tick: upkeep.ts).
  *
  * `seq` order is commit order: appending takes a transaction-level advisory lock, so appending
  * transactions take their numbers one after another and commit in that order. Without it, a

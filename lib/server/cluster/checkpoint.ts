@@ -17,7 +17,8 @@
  *    loaded the tables (case 2) and has applied only Changes since.
  *
  * Pruning (change_log.ts, pruneUpTo) stops at the newest checkpoint, and deletes nothing while
- * the log holds proposals and there is none; nodes must write checkpoints for the log to shrink.
+ * the log holds proposals and there is none; nodes must write checkpoints for the log to shrink,
+ * which a running node does on its upkeep's tick (upkeep.ts).
  *
  * @module
  */
@@ -90,6 +91,13 @@ export async function writeCheckpoint(
       select seq from snapshots order by seq desc offset ${keep - 1} limit 1)`;
     return added.length > 0;
   }) as boolean;
+}
+
+/** The seq of the newest checkpoint, or undefined if there is none. */
+export async function newestCheckpointSeq(sql: postgres.Sql): Promise<number | undefined> {
+  const [row] = await sql`select max(seq) as newest from snapshots`;
+  // bigint comes back as text.
+  return row?.newest === null || row?.newest === undefined ? undefined : Number(row.newest);
 }
 
 /** The newest checkpoint and its seq, or undefined if there is none. */

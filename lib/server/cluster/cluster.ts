@@ -4,7 +4,8 @@
  * their intent through the change log and reply with what it came to, decided in `seq` order on
  * every node. {@linkcode openCluster} makes one on a PostgreSQL database: it loads where the node
  * starts (loadForReplica), registers the node (NodeLease) and, once the server has built its Store
- * from those contents, follows the log into it (Sequencer).
+ * from those contents, follows the log into it (Sequencer), reporting its progress, writing
+ * checkpoints and pruning as it goes (Upkeep).
  *
  * @module
  */
@@ -21,6 +22,7 @@ import { LivenessWatcher, NodeLease, SYSTEM_TICK_CLOCK, type TickClock } from ".
 import { PostgresBus } from "./postgres_bus.ts";
 import type { Accepted, Outcome, Proposal } from "./proposals.ts";
 import { type DecidedListener, Sequencer } from "./sequencer.ts";
+import { Upkeep, type UpkeepOptions } from "./upkeep.ts";
 
 /** What the server core asks of a cluster. */
 export interface Cluster {
@@ -65,8 +67,10 @@ export interface ClusterOptions {
   /** Where this node listens, as the `nodes` table shows it (default 127.0.0.1:0). */
   host?: string;
   port?: number;
-  /** The liveness watcher's time and timers (default the real ones). */
+  /** The liveness watcher's and the upkeep's time and timers (default the real ones). */
   ticks?: TickClock;
+  /** How often the node reports progress, writes checkpoints and prunes (upkeep.ts). */
+  upkeep?: UpkeepOptions;
 }
 
 /** How often a node looks for lost nodes (liveness.ts). */
@@ -110,7 +114,8 @@ export async function openCluster(url: string, options: ClusterOptions): Promise
     const { contents, seq, from } = await loadForReplica(sql);
     bus = PostgresBus.connect(url, { logger });
     const ticks = options.ticks ?? SYSTEM_TICK_CLOCK;
-    return new PostgresClusterNode({ sql, bus, lease, node, logger, clock, ticks }, {
+    const upkeep = options.upkeep ?? {};
+    return new PostgresClusterNode({ sql, bus, lease, node, logger, clock, ticks, upkeep }, {
       ...memoryJournal,
       contents,
     }, { seq, from });
@@ -131,6 +136,7 @@ interface Held {
   logger: Logger;
   clock: Clock;
   ticks: TickClock;
+  upkeep: UpkeepOptions;
 }
 
 class PostgresClusterNode implements ClusterNode {
@@ -140,6 +146,7 @@ class PostgresClusterNode implements ClusterNode {
   readonly #held: Held;
   #sequencer: Sequencer | undefined;
   #watcher: LivenessWatcher | undefined;
+  #upkeep: Upkeep | undefined;
   /** Nodes the watcher found lost whose `node-lost` the log has not taken yet. */
   readonly #lost = new Set<string>();
   #retry: unknown;
@@ -180,6 +187,17 @@ class PostgresClusterNode implements ClusterNode {
       },
     });
     this.#watcher.start();
+    const sequencer = this.#sequencer;
+    this.#upkeep = new Upkeep({
+      sql,
+      node,
+      store,
+      appliedSeq: () => sequencer.lastSeq,
+      report: (seq) => this.#held.lease.reportProgress(seq),
+      clock: ticks,
+      logger,
+    }, this.#held.upkeep);
+    this.#upkeep.start();
   }
 
   /**
@@ -223,6 +241,7 @@ class PostgresClusterNode implements ClusterNode {
       const { sql, bus, lease, ticks } = this.#held;
       ticks.clearTimeout(this.#retry);
       await this.#watcher?.stop();
+      await this.#upkeep?.stop();
       await this.#sequencer?.stop();
       await bus.close();
       await lease.release();

@@ -4,7 +4,14 @@
  * resolves with the outcome this node's own tail decided when it reached that entry; the tail
  * applies every entry in `seq` order — proposals with `decide`, this node's included (a node never
  * decides its own proposal early: its reply would be one no other node agrees with), and Changes
- * other nodes' storages committed with `applyChange` (this node's own are in its Store already).
+ * storages committed with `applyChange`.
+ *
+ * A cluster node's Store writes through memoryJournal (cluster.ts): it appends no Changes, and
+ * every Change in the log is applied, whichever node id it carries. A node restarted under its old
+ * id thus replays what an earlier process of that id logged after its checkpoint. Only a Store
+ * whose own storage logs its Changes (PostgresStorage's `logChangesAs`, in tests) has Changes in
+ * the log that it holds already: `ownChanges` names them, and must name that storage's process
+ * alone, never an id a later process reuses.
  *
  * A listener (`onDecided`) hears every decided proposal with its outcome, on every node: what a
  * node does for its own sessions (cluster/local_effects.ts).
@@ -42,6 +49,11 @@ export interface SequencerOptions {
   bus: Bus;
   /** This node's id: the log's `node` of what it appends. */
   node: string;
+  /**
+   * The log's `node` of the Changes this Store's own storage appends, if it appends any: they are
+   * in the Store already, and passed over. Default none: every Change is applied.
+   */
+  ownChanges?: string;
   /** The seq the store's contents reflect (storage.seq with atSeq): the tail starts after it. */
   after: number;
   /** The tail's failsafe interval (default 1 s) and its clock. */
@@ -70,6 +82,7 @@ export class Sequencer {
   readonly #store: Store;
   readonly #sql: postgres.Sql;
   readonly #node: string;
+  readonly #ownChanges: string | undefined;
   readonly #tail: ChangeTail;
   readonly #onDecided: DecidedListener | undefined;
   readonly #logger: Logger | undefined;
@@ -89,6 +102,7 @@ export class Sequencer {
     this.#store = store;
     this.#sql = options.sql;
     this.#node = options.node;
+    this.#ownChanges = options.ownChanges;
     this.#onDecided = options.onDecided;
     this.#logger = options.logger;
     this.#tail = new ChangeTail(options.sql, options.bus, {
@@ -160,8 +174,8 @@ export class Sequencer {
   #apply(seq: number, node: string, entry: Change | ProposalEntry): Promise<void> | void {
     const proposal = proposalOf(entry);
     if (!proposal) {
-      // This node's own Changes are in its Store already: its sections made them.
-      return node === this.#node ? undefined : applyChange(this.#store, entry as Change);
+      // The Store's own storage's Changes are in it already: its sections made them.
+      return node === this.#ownChanges ? undefined : applyChange(this.#store, entry as Change);
     }
     const mine = node === this.#node;
     const waiter = mine ? this.#waiting.get(seq) : undefined;
@@ -181,7 +195,8 @@ export class Sequencer {
     // does; the tail does not.
     const settled = Promise.all([written, heard]).then(() => outcome, () => outcome);
     if (waiter) void settled.then(waiter.resolve);
-    else this.#early.set(seq, settled);
+    // With no append under way nobody can claim it: an earlier process of this id proposed it.
+    else if (this.#appending > 0) this.#early.set(seq, settled);
   }
 
   /** Tells the listener; what goes wrong there is logged, and the log goes on. */

@@ -8,7 +8,7 @@
 import type { Clock } from "../../shared/clock.ts";
 import type { Logger } from "../../shared/logger.ts";
 import { type AccountLedger, AccountStore } from "../accounts.ts";
-import { OnlineList } from "../cluster/online_list.ts";
+import { activeUsersOf, OnlineList } from "../cluster/online_list.ts";
 import { DEFAULT_HASH_COST, type HashCost } from "../credentials.ts";
 import type { TextFiles } from "../files.ts";
 import type { HashPool } from "../hash_pool.ts";
@@ -42,7 +42,8 @@ export interface Store {
    */
   readonly online: OnlineList;
   /**
-   * Brings the files in line with the store as the server starts: userlog.txt empty,
+   * Brings the files in line with the store as the server starts: userlog.txt empty (a cluster
+   * node's: the cluster's online list it started from, as every other node has it),
    * messagelog.txt empty or (kept board) the board, credentials.txt with the account changes a
    * killed run wrote down but had not written to it (in cluster mode: the file's accounts the
    * cluster lacks proposed, and the file rewritten to the cluster's).
@@ -95,6 +96,8 @@ export function buildStore(storage: Storage, config: StoreConfig): Store {
   const userLog = new UserLog(files, config.userLogPath, {
     onWriteError: writeFailed(config.userLogPath),
   });
+  // Empty but on a cluster node (a single server's sessions end with its run).
+  const online = new OnlineList(contents.online);
   const board = new MessageBoard(files, config.messageLogPath, clock, {
     onWriteError: writeFailed(config.messageLogPath),
     keep: config.keepBoard ?? false,
@@ -119,9 +122,10 @@ export function buildStore(storage: Storage, config: StoreConfig): Store {
     }),
     relations: new Relations({ journal, blocks: contents.blocks }),
     lastSeen: new LastSeen({ journal, seen: contents.seen }),
-    online: new OnlineList(contents.online),
+    online,
     async start() {
-      await Promise.all([board.reset(), userLog.reset()]);
+      // The online list as it is now; what the log decides later rewrites it (local_effects.ts).
+      await Promise.all([board.reset(), userLog.replace(activeUsersOf(online))]);
       if (config.accountLedger) {
         try {
           const added = await accounts.join();
