@@ -115,7 +115,7 @@ export function buildState(
   const store = cluster
     ? buildStore(cluster.storage, { ...config, pool, keepBoard: true })
     : buildStore(config.storage ?? memoryStorage(), { ...config, pool });
-  cluster?.follow(store, (proposal, outcome) =>
+  cluster?.follow(store, (proposal, outcome, proposer) =>
     actOnDecided(
       {
         node: cluster.node,
@@ -126,6 +126,7 @@ export function buildState(
       },
       proposal,
       outcome,
+      proposer,
     ));
   const roster = new Roster({
     cluster,
