@@ -12,6 +12,7 @@ import { UNSAFE_FILE_NAME } from "../shared/commands.ts";
 import { hasUnsafeCharacters } from "../shared/display.ts";
 import { CommandError } from "../shared/errors.ts";
 import type { Logger } from "../shared/logger.ts";
+import type { ServerEvent } from "../shared/protocol.ts";
 import type { Relations } from "./relations.ts";
 import { type Answer, type Notify, refusal } from "./replies.ts";
 import type { Roster } from "./roster.ts";
@@ -58,6 +59,20 @@ export interface PendingAsk {
 /** The key of a sender and a receiver in the broker's memory of file tickets. */
 function pairKey(from: string, to: string): string {
   return `${from}\n${to}`;
+}
+
+/** The text of a stopprivate to `peer` with no private session between them. */
+export function notEnabled(peer: string): string {
+  return `Error. Private messaging to ${peer} not enabled`;
+}
+
+/** The event a user's peer gets when the user stops their private session `ticketId`. */
+function stopEvent(user: string, ticketId: string): ServerEvent {
+  return {
+    kind: "private-stop",
+    lines: [`${user} stopped private messaging with you`],
+    data: { peer: user, ticketId },
+  };
 }
 
 /** The UDP address of a logged-in session: its IP as the server sees it and its UDP port. */
@@ -112,7 +127,7 @@ export class Broker {
       fromAddress: udpAddress(from),
       toAddress: udpAddress(target),
     });
-    this.#remember(from.user, to, { ticketId: mine.id, fileName, at: this.#clock.now() });
+    this.issuedFile(from.user, to, mine.id, fileName);
     notify(to, { kind: "ticket", lines: [], data: { ticket: theirs } });
     this.logger.info(`${from.user} is sending ${fileName} to ${to} over UDP.`);
     return { ok: true, lines: [], data: { ticket: mine } };
@@ -231,14 +246,20 @@ export class Broker {
   /** `stopprivate <user>`: ends a private session; the peer is told. */
   stop(user: string, peer: string, notify: Notify): Answer {
     const ticketId = this.#close(user, peer);
-    if (!ticketId) throw new CommandError(`Error. Private messaging to ${peer} not enabled`);
-    notify(peer, {
-      kind: "private-stop",
-      lines: [`${user} stopped private messaging with you`],
-      data: { peer: user, ticketId },
-    });
+    if (!ticketId) throw new CommandError(notEnabled(peer));
+    notify(peer, stopEvent(user, ticketId));
     this.logger.info(`${user} stopped private messaging with ${peer}.`);
     return { ok: true, lines: [`Private messaging with ${peer} stopped`], data: { ticketId } };
+  }
+
+  /**
+   * A cluster decided `user`'s stopprivate of session `ticketId` with `peer` (cluster/brokering.ts):
+   * it ends here if it is still the one between them, and `peer` is told as by `stop`.
+   */
+  stopped(user: string, peer: string, ticketId: string, notify: Notify): void {
+    if (this.between(user, peer) !== ticketId) return;
+    this.#close(user, peer);
+    notify(peer, stopEvent(user, ticketId));
   }
 
   /** Ends the private session between two users, if any, telling both (`why` may be ""). */
@@ -300,6 +321,14 @@ export class Broker {
       this.logger.info(`${blocker} revoked ${files.length} file ticket(s) of ${blocked}.`);
     }
     return files.length;
+  }
+
+  /**
+   * Remembers file ticket `ticketId` from `from` to `to` as issued now, so that a block can revoke
+   * it: for `upload`, and on every node of a cluster as it decides one (local_effects.ts).
+   */
+  issuedFile(from: string, to: string, ticketId: string, fileName: string): void {
+    this.#remember(from, to, { ticketId, fileName, at: this.#clock.now() });
   }
 
   /** The file tickets still remembered from `from` to `to`, oldest first (for tests). */

@@ -121,7 +121,7 @@ export function buildState(
       accountLedger: accountLedger(cluster),
     })
     : buildStore(config.storage ?? memoryStorage(), { ...config, pool });
-  cluster?.follow(store, (proposal, outcome) =>
+  cluster?.follow(store, (proposal, outcome, proposer) =>
     actOnDecided(
       {
         node: cluster.node,
@@ -132,6 +132,7 @@ export function buildState(
       },
       proposal,
       outcome,
+      proposer,
     ));
   const roster = new Roster({
     cluster,

@@ -13,6 +13,14 @@
  * decided; every node then drops the request and records the session, and the nodes holding the
  * peers hand them their tickets (or tell the requester of a no).
  *
+ * What ends a private session across nodes ends it on every node, each telling the peers it holds
+ * what a single server tells them: a `stopprivate` of a peer on another node is a `private-stop`
+ * naming the session's ticket; a block, a logout, a replacing login and a lost node end it as
+ * every node decides those (local_effects.ts). The node that proposed a stopprivate, a block or a
+ * logout ends it for its own users as a single server does (after the reply); the others as they
+ * decide it. A file ticket decided here is remembered by every node's Broker, so that a block,
+ * decided on any node, revokes it and both peers are told by the nodes holding them.
+ *
  * @module
  */
 import {
@@ -38,7 +46,9 @@ export type BrokerProposal =
   /** `from` asks `to` for private messaging at `at` (`startprivate`). */
   | { t: "private-ask"; from: string; to: string; at: number }
   /** `to` answers `from`'s request, with the chat ticket's id and key should it be yes. */
-  | ({ t: "private-answer"; from: string; to: string; yes: boolean } & TicketSecret);
+  | ({ t: "private-answer"; from: string; to: string; yes: boolean } & TicketSecret)
+  /** `user` stops their private session `ticketId` with `peer` (`stopprivate`). */
+  | { t: "private-stop"; user: string; peer: string; ticketId: string };
 
 /** What an accepted brokering proposal tells its proposer (and every node). */
 export interface BrokerAccepted {
@@ -48,6 +58,8 @@ export interface BrokerAccepted {
   "private-ask": Record<never, never>;
   /** The chat tickets `[for from, for to]` of a yes; null for a no. */
   "private-answer": { tickets: [Ticket, Ticket] | null };
+  /** Every node ends the session if it still holds it; the one holding `peer` tells them. */
+  "private-stop": Record<never, never>;
 }
 
 /** The text a file sent to a user who blocked the sender is refused with (as the Broker's). */
@@ -112,6 +124,10 @@ export const BROKER_RULES: { [K in BrokerProposal["t"]]: Decide<K> } = {
       toAddress: addressOf(target),
     }, { id, key });
     return { accepted: { tickets }, changes: [] };
+  },
+  "private-stop"() {
+    // Private sessions live in the nodes' Brokers, which every node changes in log order.
+    return { accepted: {}, changes: [] };
   },
 };
 

@@ -5,6 +5,12 @@
  * holds it, whichever node proposed it. A login, a logout or a lost node also rewrites this node's
  * userlog.txt from the replicated online list, the same on every node.
  *
+ * Private sessions and file tickets live in each node's Broker, which follows the log: every node
+ * records the requests, sessions and file tickets decided, and ends the sessions (telling the peers
+ * it holds, as a single server would) that a stopprivate, a block, a logout, a replacing login or a
+ * lost node ends. The node that proposed a stopprivate, a block or a logout does that itself
+ * instead, as a single server does, after its reply (handlers, Roster.leave).
+ *
  * @module
  */
 import type { ServerEvent } from "../../shared/protocol.ts";
@@ -25,26 +31,55 @@ export interface LocalSessions {
   deliver: Notify;
   /** Ends this node's session `session` of `user`, which a login replaced (logged out already). */
   replaced(user: string, session: string): void;
-  /** This node's broker, which records private-messaging requests and sessions. */
-  broker: Pick<Broker, "asked" | "answered">;
+  /** This node's broker, which records private-messaging requests, sessions and file tickets. */
+  broker: Pick<
+    Broker,
+    "asked" | "answered" | "stopped" | "userLeft" | "endBetween" | "revokeFiles" | "issuedFile"
+  >;
 }
 
-/** Acts on `proposal`'s `outcome` for this node's sessions; resolves once userlog.txt is written. */
+/**
+ * Acts on `proposal`'s `outcome`, proposed by node `proposer`, for this node's sessions; resolves
+ * once userlog.txt is written.
+ */
 export function actOnDecided(
   local: LocalSessions,
   proposal: Proposal,
   outcome: Outcome,
+  proposer: string,
 ): Promise<void> | void {
   if (!outcome.ok) return;
+  const { broker, deliver } = local;
+  // What the proposer's handler (or Roster.leave) does itself after its reply.
+  const elsewhere = proposer !== local.node;
   switch (proposal.t) {
     case "login": {
       const { replaced, presence } = outcome as Extract<Outcome<"login">, { ok: true }>;
       if (replaced?.node === local.node) local.replaced(proposal.user, replaced.session);
-      return tellAndMirror(local, presence);
+      const written = tellAndMirror(local, presence);
+      // The replaced session's private sessions end (on its own node, as it was closed).
+      if (replaced) broker.userLeft(proposal.user, deliver);
+      return written;
     }
-    case "logout":
-    case "node-lost":
-      return tellAndMirror(local, (outcome as { presence: Notice[] }).presence);
+    case "logout": {
+      const { left, presence } = outcome as Extract<Outcome<"logout">, { ok: true }>;
+      const written = tellAndMirror(local, presence);
+      if (left && elsewhere) broker.userLeft(proposal.user, deliver);
+      return written;
+    }
+    case "node-lost": {
+      const { users, presence } = outcome as Extract<Outcome<"node-lost">, { ok: true }>;
+      const written = tellAndMirror(local, presence);
+      for (const user of users) broker.userLeft(user, deliver);
+      return written;
+    }
+    case "block":
+      if (!elsewhere) return;
+      // As the block command does (handlers/messaging.ts): the session between them ends, and
+      // the file tickets the blocked user holds for sending to the blocker are revoked.
+      broker.endBetween(proposal.by, proposal.other, "", deliver);
+      broker.revokeFiles(proposal.by, proposal.other, deliver);
+      return;
     case "message": {
       const { node } = outcome as Extract<Outcome<"message">, { ok: true }>;
       if (node !== local.node) return;
@@ -59,15 +94,19 @@ export function actOnDecided(
     }
     case "file-ticket": {
       const { node, tickets } = outcome as Extract<Outcome<"file-ticket">, { ok: true }>;
-      if (node === local.node) local.deliver(proposal.to, ticketEvent(tickets[1]));
+      broker.issuedFile(proposal.from, proposal.to, tickets[0].id, proposal.fileName);
+      if (node === local.node) deliver(proposal.to, ticketEvent(tickets[1]));
       return;
     }
     case "private-ask":
-      return local.broker.asked(proposal.from, proposal.to, proposal.at, local.deliver);
+      return broker.asked(proposal.from, proposal.to, proposal.at, deliver);
     case "private-answer": {
       const { tickets } = outcome as Extract<Outcome<"private-answer">, { ok: true }>;
-      return local.broker.answered(proposal.from, proposal.to, tickets, local.deliver);
+      return broker.answered(proposal.from, proposal.to, tickets, deliver);
     }
+    case "private-stop":
+      if (!elsewhere) return;
+      return broker.stopped(proposal.user, proposal.peer, proposal.ticketId, deliver);
   }
 }
 

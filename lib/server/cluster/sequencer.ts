@@ -61,15 +61,22 @@ export interface SequencerOptions {
   clock?: TickClock;
   logger?: Logger;
   /**
-   * Hears every proposal this node decides, in `seq` order, with its outcome (what the node does
-   * for its own sessions: presence notices, deliveries). The proposer's reply waits for what it
-   * returns; the tail does not.
+   * Hears every proposal this node decides, in `seq` order, with its outcome and the node that
+   * proposed it (what the node does for its own sessions: presence notices, deliveries). The
+   * proposer's reply waits for what it returns; the tail does not.
    */
   onDecided?: DecidedListener;
 }
 
-/** What a node does with each decided proposal, on every node (see SequencerOptions.onDecided). */
-export type DecidedListener = (proposal: Proposal, outcome: Outcome) => Promise<void> | void;
+/**
+ * What a node does with each decided proposal, on every node, given the node that proposed it (see
+ * SequencerOptions.onDecided).
+ */
+export type DecidedListener = (
+  proposal: Proposal,
+  outcome: Outcome,
+  proposer: string,
+) => Promise<void> | void;
 
 /** Someone waiting for the outcome of the proposal at a seq. */
 interface Waiter {
@@ -189,7 +196,7 @@ export class Sequencer {
       throw error;
     }
     const { outcome, written } = decided;
-    const heard = this.#hear(proposal, outcome);
+    const heard = this.#hear(proposal, outcome, node);
     if (!mine) return;
     // The reply waits for messagelog.txt (and what the listener writes), as a single server's
     // does; the tail does not.
@@ -200,11 +207,11 @@ export class Sequencer {
   }
 
   /** Tells the listener; what goes wrong there is logged, and the log goes on. */
-  #hear(proposal: Proposal, outcome: Outcome): Promise<void> {
+  #hear(proposal: Proposal, outcome: Outcome, proposer: string): Promise<void> {
     const failed = (error: unknown) =>
       this.#logger?.warn(`Acting on a decided ${proposal.t} failed: ${String(error)}`);
     try {
-      return Promise.resolve(this.#onDecided?.(proposal, outcome)).catch(failed);
+      return Promise.resolve(this.#onDecided?.(proposal, outcome, proposer)).catch(failed);
     } catch (error) {
       failed(error);
       return Promise.resolve();

@@ -99,6 +99,8 @@ export async function blockUser(context: CommandContext, args: Args): Promise<st
   };
   if (state.cluster) {
     await accepted(state.cluster, { t: "block", by: user, other: args.user });
+    // For this node's users, after the reply; every other node does the same for its own as it
+    // decides the block (cluster/local_effects.ts).
     inForce();
   } else {
     // In force now; the reply, and what the block ends, wait until it is written down (a block

@@ -3,10 +3,10 @@ import { helpLines } from "../../shared/commands.ts";
 import { deleteMessage, editMessage, postMessage, readMessages } from "./board.ts";
 import type { Handler } from "./context.ts";
 import { blockUser, broadcast, directMessage, unblockUser } from "./messaging.ts";
-import { startPrivate, upload } from "./p2p.ts";
+import { startPrivate, stopPrivate, upload } from "./p2p.ts";
 import { activeUsers, logOut, whoElse, whoElseSince } from "./presence.ts";
 
-/** Handlers by canonical command name. Peer-to-peer commands go straight to the broker. */
+/** Handlers by canonical command name. */
 export const HANDLERS: Readonly<Record<string, Handler>> = {
   MSG: postMessage,
   DLT: deleteMessage,
@@ -22,6 +22,6 @@ export const HANDLERS: Readonly<Record<string, Handler>> = {
   unblock: unblockUser,
   UPD: upload,
   startprivate: startPrivate,
-  stopprivate: (c, args) => c.state.broker.stop(c.user, args.user, c.notify),
+  stopprivate: stopPrivate,
   help: () => helpLines(),
 };

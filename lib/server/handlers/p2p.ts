@@ -3,12 +3,13 @@
  * a UPD to a user whose session this node does not hold proposes a `file-ticket` through the
  * cluster, and replies with the sender's ticket it decided; the node holding the recipient hands
  * them theirs (cluster/brokering.ts, cluster/local_effects.ts). A startprivate to such a user
- * proposes a `private-ask` likewise.
+ * proposes a `private-ask` likewise, and a stopprivate of a session with them a `private-stop`.
  */
 import { newTicketSecret, safeBaseName } from "../../p2p/mod.ts";
 import { type Args, UNSAFE_FILE_NAME } from "../../shared/commands.ts";
 import { hasUnsafeCharacters } from "../../shared/display.ts";
 import { CommandError } from "../../shared/errors.ts";
+import { notEnabled } from "../broker.ts";
 import { accepted } from "../cluster/cluster.ts";
 import type { Answer } from "../replies.ts";
 import type { CommandContext } from "./context.ts";
@@ -46,4 +47,18 @@ export async function startPrivate(context: CommandContext, args: Args): Promise
   broker.checkFree(user, to);
   await accepted(cluster, { t: "private-ask", from: user, to, at: now });
   return [`Waiting for ${to} to accept private messaging...`];
+}
+
+/** `stopprivate <user>`: ends a private session; the peer is told. */
+export async function stopPrivate(context: CommandContext, args: Args): Promise<Answer> {
+  const { state, user } = context;
+  const { cluster, broker, roster } = state;
+  const peer = args.user;
+  const ticketId = broker.between(user, peer);
+  if (!cluster || !ticketId || roster.get(peer)) return broker.stop(user, peer, context.notify);
+  // Every other node ends it as it decides it, and the one holding `peer` tells them; this one
+  // ends it now, unless something decided meanwhile (a block, a logout) ended it first.
+  await accepted(cluster, { t: "private-stop", user, peer, ticketId });
+  if (broker.between(user, peer) !== ticketId) throw new CommandError(notEnabled(peer));
+  return broker.stop(user, peer, context.notify);
 }
