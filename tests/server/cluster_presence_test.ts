@@ -91,6 +91,8 @@ pgTest("a second login of yoda on the other node is refused while yoda is online
   assert.deepEqual([refused.ok, refused.code, refused.lines], [false, "already-online", [
     "yoda is already logged in",
   ]]);
+  // hans logged in on node 2: node 1 lists him once it has applied that.
+  await nodes.yoda.waitFor("hans logged in");
   assert.deepEqual((await nodes.yoda.cmd("whoelse")).lines, ["hans"]);
   assert.deepEqual(linesOf(nodes.hans, "presence"), []);
   await sameUserLog(nodes.one, nodes.two, ["yoda", "hans"]);
