@@ -104,15 +104,15 @@ Options:
                                (survives a power loss); normal: the system has it (survives
                                the server being killed, not a power loss) [full]
   --database URL               run as a node of a cluster sharing the PostgreSQL database at
-                               URL (postgres://USER@HOST:PORT/DB) instead of toom.db; for now
-                               the board, offline messages and blocks are shared
+                               URL (postgres://USER@HOST:PORT/DB) instead of toom.db: every
+                               node serves the same users, board and messages
   --node-id ID                 this node's id in the cluster, unique among the live nodes
                                [made up at start]
   --help, --version
 
 Exit status: 0 after a clean stop (Ctrl+C), 1 if the port cannot be bound, the TLS
-certificate cannot be read, made or used, or toom.db cannot be used (damaged, not TOOM's,
-from a newer server, or not writable), 2 for bad arguments.`;
+certificate cannot be read, made or used, toom.db cannot be used (damaged, not TOOM's,
+from a newer server, or not writable) or the cluster cannot be joined, 2 for bad arguments.`;
 
 /** The usage of the second form, which rewrites the credentials file and exits. */
 export const HASH_CREDENTIALS_USAGE = "Usage: chat-server --hash-credentials [--credentials FILE]";
