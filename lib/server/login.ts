@@ -154,6 +154,8 @@ export class Login {
     }
     const reset = await this.#counted(() => this.#recordSuccess(user));
     if (typeof reset !== "string") return answer(reset);
+    // Another node's lockout, decided before this login in the cluster's log.
+    if (reset === "locked") return answer(refusal("blocked", BLOCKED), true);
     return "admit";
   }
 
@@ -214,12 +216,18 @@ export class Login {
     return (await accepted(cluster, { t: "fail-login", user, at })).result;
   }
 
-  /** Starts `user`'s failure count again: through the cluster in cluster mode, else the guard. */
-  async #recordSuccess(user: string): Promise<"reset"> {
+  /**
+   * Starts `user`'s failure count again: through the cluster in cluster mode, else the guard.
+   * "locked" when the cluster decided a lockout first (this node had not applied it yet).
+   */
+  async #recordSuccess(user: string): Promise<"reset" | "locked"> {
     const { cluster } = this.options;
-    if (!cluster) await this.guard.recordSuccess(user);
-    else await accepted(cluster, { t: "login-ok", user, at: this.guard.clock.now() });
-    return "reset";
+    if (!cluster) {
+      await this.guard.recordSuccess(user);
+      return "reset";
+    }
+    const at = this.guard.clock.now();
+    return (await accepted(cluster, { t: "login-ok", user, at })).locked ? "locked" : "reset";
   }
 
   /**
