@@ -17,7 +17,7 @@ import {
   type RunningServer,
   startServerProgram,
 } from "../testing/programs.ts";
-import { CREDENTIALS, loggedIn, type RawClient, SERVER_ARGS } from "../testing/raw_client.ts";
+import { CREDENTIALS, loggedIn, PASSWORDS, RawClient, SERVER_ARGS } from "../testing/raw_client.ts";
 
 const PG = postgresTests("cluster end-to-end tests");
 const E2E = programTests("cluster end-to-end tests");
@@ -30,7 +30,9 @@ function clusterTest(name: string, ms: number, fn: () => Promise<void>): void {
 /** Running nodes of one cluster and the clients connected to them, all stopped when disposed. */
 interface Cluster extends AsyncDisposable {
   nodes: RunningServer[];
-  /** Logs `user` in on node `index` (0-based); the client is closed when the cluster is disposed. */
+  /** Connects to node `index` (0-based); the client is closed when the cluster is disposed. */
+  connect(index: number): Promise<RawClient>;
+  /** Connects to node `index` and logs `user` in. */
   login(index: number, user: string): Promise<RawClient>;
 }
 
@@ -60,6 +62,11 @@ async function startCluster(count: number): Promise<Cluster> {
   }
   return {
     nodes,
+    async connect(index) {
+      const client = await RawClient.connect(nodes[index]!.port);
+      clients.push(client);
+      return client;
+    },
     async login(index, user) {
       const client = await loggedIn(nodes[index]!.port, user);
       clients.push(client);
@@ -328,6 +335,78 @@ clusterTest(
       `${ROUNDS} rounds: ${decided.before} racing posts decided before the DLT, ` +
         `${decided.after} after; the board ends with ${expected.length} posts on every node`,
     );
+  },
+);
+
+clusterTest(
+  "across processes: a lockout races a good password, a second login is refused, mail comes once",
+  30_000,
+  async () => {
+    await using cluster = await startCluster(2);
+    // Three wrong passwords in a row (chat-server's argument) lock an account on both nodes; a
+    // good password on node 2 racing the third wrong one on node 1 either comes first (the count
+    // starts again) or is refused, even when node 2 checked it before it had applied the lockout.
+    const asking = async (index: number, user: string) => {
+      const client = await cluster.connect(index);
+      assert.ok((await client.user(user)).ok);
+      return client;
+    };
+    const outcomes = { "logged in first": 0, "refused after the lockout": 0 };
+    for (const user of ["obiwan", "leia", "lando", "chewie"]) {
+      assert.equal((await (await asking(0, user)).pass("wrong")).code, "bad-password");
+      assert.equal((await (await asking(1, user)).pass("wrong")).code, "bad-password");
+      const [wrong, good] = await Promise.all([asking(0, user), asking(1, user)]);
+      const [third, login] = await Promise.all([wrong.pass("wrong"), good.pass(PASSWORDS[user]!)]);
+      if (login.ok) {
+        outcomes["logged in first"]++;
+        assert.deepEqual([third.code, third.lines], ["bad-password", [
+          "Invalid Password. Please try again",
+        ]]);
+        await good.logOut();
+        continue;
+      }
+      outcomes["refused after the lockout"]++;
+      assert.deepEqual([third.code, third.lines], ["locked", [
+        "Invalid Password. Your account has been blocked. Please try again later",
+      ]]);
+      for (const refused of [login, await (await asking(0, user)).pass(PASSWORDS[user]!)]) {
+        assert.deepEqual([refused.code, refused.lines], ["blocked", [
+          "Your account is blocked due to multiple login failures. Please try again later",
+        ]]);
+      }
+    }
+    console.log(`a good password racing the third wrong one: ${JSON.stringify(outcomes)}`);
+
+    // Offline messages for luke, left on node 1; then luke logs in on both nodes at once.
+    const yoda = await cluster.login(0, "yoda");
+    for (const text of ["one", "two", "three"]) {
+      assert.deepEqual((await yoda.cmd(`message luke ${text}`)).lines, [
+        "luke is offline; the message will be delivered when they log in.",
+      ]);
+    }
+    const racing = await Promise.all([cluster.connect(0), cluster.connect(1)]);
+    const replies = await Promise.all(racing.map(async (client) => {
+      await client.user("luke");
+      return await client.pass(PASSWORDS.luke!);
+    }));
+    const won = replies.findIndex((reply) => reply.ok);
+    assert.ok(won >= 0, JSON.stringify(replies));
+    const lost = replies[1 - won]!;
+    assert.deepEqual([lost.ok, lost.code, lost.lines], [false, "already-online", [
+      "luke is already logged in",
+    ]]);
+    const luke = racing[won]!;
+    await heard(luke, "message", "yoda: three");
+    // A message after them: once it is here, a doubled offline one would have been too.
+    assert.deepEqual((await yoda.cmd("message luke four")).lines, ["Message sent to luke."]);
+    await heard(luke, "message", "yoda: four");
+    assert.deepEqual(linesOf(luke, "message"), [
+      "yoda: one",
+      "yoda: two",
+      "yoda: three",
+      "yoda: four",
+    ]);
+    assert.deepEqual(usersOf((await yoda.cmd("ATU")).lines), ["luke"]);
   },
 );
 
