@@ -140,6 +140,7 @@ export class Login {
     if (!good) {
       const counted = await this.#counted(() => this.#recordFailure(user));
       if (typeof counted !== "string") return answer(counted);
+      if (counted === "blocked") return answer(refusal("blocked", BLOCKED), true);
       if (counted === "locked") {
         this.logger.info(`${user} blocked after ${this.guard.maxFailures} failed login(s)`);
         return answer(
@@ -180,6 +181,7 @@ export class Login {
         if (session.ending) return answer(refusal("failed", "Connection closed."), true);
         const counted = await this.#counted(() => this.#recordFailure(user));
         if (typeof counted !== "string") return answer(counted);
+        if (counted === "blocked") return answer(refusal("blocked", BLOCKED));
         if (counted === "locked") {
           this.logger.info(`${user} blocked after ${this.guard.maxFailures} failed login(s)`);
           return answer(
@@ -208,8 +210,11 @@ export class Login {
     return answer({ ok: true, lines: ["Password changed."] });
   }
 
-  /** Counts a wrong password for `user`: through the cluster in cluster mode, else the guard. */
-  async #recordFailure(user: string): Promise<FailureOutcome> {
+  /**
+   * Counts a wrong password for `user`: through the cluster in cluster mode, else the guard.
+   * "blocked" (not counted) when the cluster decided a lockout first.
+   */
+  async #recordFailure(user: string): Promise<FailureOutcome | "blocked"> {
     const { cluster } = this.options;
     if (!cluster) return await this.guard.recordFailure(user);
     const at = this.guard.clock.now();
