@@ -5,8 +5,11 @@
  * ATU and a direct message cross the nodes, and every node writes the same userlog.txt and
  * messagelog.txt; a node killed with SIGKILL has its users logged out on the others (presence
  * notices, ATU) and they can log in again elsewhere; a DLT on one node racing MSGs on the others
- * leaves every node's board the same, numbered without gaps. The in-process cluster tests
- * (tests/server/cluster_*_test.ts) cover each rule in detail; these prove the programs do it.
+ * leaves every node's board the same, numbered without gaps; a good password racing the lockout
+ * on another node, a second login and offline mail are decided once for the cluster. The
+ * in-process cluster tests (tests/server/cluster_*_test.ts) cover each rule in detail; these prove
+ * the programs do it. Each test's failsafe kills every process it started and removes every
+ * directory; the PostgreSQL server is the file's (testing/postgres.ts), a fresh database per test.
  */
 import assert from "node:assert/strict";
 import { eventually } from "../testing/eventually.ts";
@@ -410,8 +413,9 @@ clusterTest(
   },
 );
 
-// Not here: the database restarted mid-session with two processes (nobody logged out, proposals
-// refused with "Service unavailable, try again" while it is away, then working again). A node
-// does not yet take its lease again after PostgreSQL restarts (docs/CLUSTER.md, order of work 6),
-// so the others would report it lost; the in-process test of the outage is in
-// tests/server/cluster_failures_test.ts.
+// Not here: the database restarted mid-session. Tried with two processes, nobody is logged out
+// and proposals answer "Service unavailable, try again" while it is away, then work again; but both
+// nodes lose their leases with the restart and do not take them again (docs/CLUSTER.md, order of
+// work 6), so a node killed afterwards is never reported lost and its users stay listed. The
+// in-process test of the outage is in tests/server/cluster_failures_test.ts; the process test
+// belongs with the lease re-take.
