@@ -140,6 +140,7 @@ export class Login {
     if (!good) {
       const counted = await this.#counted(() => this.#recordFailure(user));
       if (typeof counted !== "string") return answer(counted);
+      if (counted === "blocked") return answer(refusal("blocked", BLOCKED), true);
       if (counted === "locked") {
         this.logger.info(`${user} blocked after ${this.guard.maxFailures} failed login(s)`);
         return answer(
@@ -154,6 +155,8 @@ export class Login {
     }
     const reset = await this.#counted(() => this.#recordSuccess(user));
     if (typeof reset !== "string") return answer(reset);
+    // Another node's lockout, decided before this login in the cluster's log.
+    if (reset === "locked") return answer(refusal("blocked", BLOCKED), true);
     return "admit";
   }
 
@@ -178,6 +181,7 @@ export class Login {
         if (session.ending) return answer(refusal("failed", "Connection closed."), true);
         const counted = await this.#counted(() => this.#recordFailure(user));
         if (typeof counted !== "string") return answer(counted);
+        if (counted === "blocked") return answer(refusal("blocked", BLOCKED));
         if (counted === "locked") {
           this.logger.info(`${user} blocked after ${this.guard.maxFailures} failed login(s)`);
           return answer(
@@ -206,20 +210,29 @@ export class Login {
     return answer({ ok: true, lines: ["Password changed."] });
   }
 
-  /** Counts a wrong password for `user`: through the cluster in cluster mode, else the guard. */
-  async #recordFailure(user: string): Promise<FailureOutcome> {
+  /**
+   * Counts a wrong password for `user`: through the cluster in cluster mode, else the guard.
+   * "blocked" (not counted) when the cluster decided a lockout first.
+   */
+  async #recordFailure(user: string): Promise<FailureOutcome | "blocked"> {
     const { cluster } = this.options;
     if (!cluster) return await this.guard.recordFailure(user);
     const at = this.guard.clock.now();
     return (await accepted(cluster, { t: "fail-login", user, at })).result;
   }
 
-  /** Starts `user`'s failure count again: through the cluster in cluster mode, else the guard. */
-  async #recordSuccess(user: string): Promise<"reset"> {
+  /**
+   * Starts `user`'s failure count again: through the cluster in cluster mode, else the guard.
+   * "locked" when the cluster decided a lockout first (this node had not applied it yet).
+   */
+  async #recordSuccess(user: string): Promise<"reset" | "locked"> {
     const { cluster } = this.options;
-    if (!cluster) await this.guard.recordSuccess(user);
-    else await accepted(cluster, { t: "login-ok", user, at: this.guard.clock.now() });
-    return "reset";
+    if (!cluster) {
+      await this.guard.recordSuccess(user);
+      return "reset";
+    }
+    const at = this.guard.clock.now();
+    return (await accepted(cluster, { t: "login-ok", user, at })).locked ? "locked" : "reset";
   }
 
   /**

@@ -216,6 +216,23 @@ Deno.test("fail-login proposals from alternating nodes lock a user as LoginGuard
   }
 });
 
+Deno.test("login-ok and fail-login decided while a lockout holds are refused, changing nothing", async () => {
+  await using node = await memoryNode();
+  // A node checked the password before it had applied the lockout another node decided.
+  for (let i = 0; i < 3; i++) decide(node.store, { t: "fail-login", user: "hans", at: T0 });
+  const record = node.store.guard.recordOf("hans");
+  const during = decide(node.store, { t: "login-ok", user: "hans", at: T0 + 9_999 });
+  assert.deepEqual([during.outcome, during.changes], [
+    { ok: true, changed: false, locked: true },
+    [],
+  ]);
+  const failed = decide(node.store, { t: "fail-login", user: "hans", at: T0 + 9_999 });
+  assert.deepEqual([failed.outcome, failed.changes], [{ ok: true, result: "blocked" }, []]);
+  assert.deepEqual(node.store.guard.recordOf("hans"), record);
+  const after = decide(node.store, { t: "login-ok", user: "hans", at: T0 + 10_000 });
+  assert.deepEqual(after.outcome, { ok: true, changed: false, locked: false });
+});
+
 Deno.test("fail-login proposals lock for the store's block duration, counted on every node", async () => {
   await using a = await memoryNode();
   await using b = await memoryNode();

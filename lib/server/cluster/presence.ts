@@ -12,7 +12,8 @@
  * - `logout` ends a session only if it is still the user's current one (a replaced session's late
  *   logout changes nothing).
  * - `node-lost` logs out every user of a node that died.
- * - `fail-login` and `login-ok` count failed logins across nodes as LoginGuard does.
+ * - `fail-login` and `login-ok` count failed logins across nodes as LoginGuard does; decided while
+ *   a lockout holds (the proposer had not applied it yet), they are refused and count nothing.
  *
  * Presence notices are data in the outcome ({@linkcode Notice}): every node delivers each to the
  * recipients whose sessions it holds.
@@ -77,10 +78,16 @@ export interface PresenceAccepted {
   logout: { left: boolean; presence: Notice[] };
   /** The users logged out, in login order, and the notices. */
   "node-lost": { users: string[]; presence: Notice[] };
-  /** As LoginGuard.recordFailure: locked on the N-th failure in a row. */
-  "fail-login": { result: FailureOutcome };
-  /** Whether there was a count to reset. */
-  "login-ok": { changed: boolean };
+  /**
+   * As LoginGuard.recordFailure: locked on the N-th failure in a row; "blocked", and not counted,
+   * while a lockout decided before it holds.
+   */
+  "fail-login": { result: FailureOutcome | "blocked" };
+  /**
+   * Whether there was a count to reset; `locked` when a lockout decided before it still holds
+   * (the login is refused, as on the node that decided the lockout).
+   */
+  "login-ok": { changed: boolean; locked: boolean };
   /** How many messages went back (those already settled are skipped). */
   "put-back-mail": { returned: number };
   /** How many messages were forgotten. */
@@ -204,6 +211,8 @@ export const PRESENCE_RULES: { [K in PresenceProposal["t"]]: Decide<K> } = {
   "fail-login"(store, { user, at }) {
     const { maxFailures, blockDurationMs } = store.guard;
     const record = lockoutAt(store, user, at);
+    // The proposer checked the lockout before it had applied one another node decided first.
+    if (record.until > 0) return { accepted: { result: "blocked" }, changes: [] };
     const failures = record.failures + 1;
     const [result, change]: [FailureOutcome, Change] = failures < maxFailures
       ? ["try-again", { t: "lockout", user, failures, until: record.until }]
@@ -212,9 +221,11 @@ export const PRESENCE_RULES: { [K in PresenceProposal["t"]]: Decide<K> } = {
   },
   "login-ok"(store, { user, at }) {
     const record = lockoutAt(store, user, at);
-    if (record.failures === 0) return { accepted: { changed: false }, changes: [] };
+    // The proposer checked the lockout before it had applied one another node decided first.
+    if (record.until > 0) return { accepted: { changed: false, locked: true }, changes: [] };
+    if (record.failures === 0) return { accepted: { changed: false, locked: false }, changes: [] };
     return {
-      accepted: { changed: true },
+      accepted: { changed: true, locked: false },
       changes: [{ t: "lockout", user, failures: 0, until: record.until }],
     };
   },
