@@ -2,7 +2,8 @@
  * Chat servers as nodes of one cluster, for tests: each a server of server_fixture.ts (memory
  * files, a fake clock, in-memory clients) whose config carries a cluster opened on a PostgreSQL
  * database (openCluster), closed after its server. Its liveness watcher ticks only when the test
- * moves its clock on (`ticks.advance`).
+ * moves its clock on (`ticks.advance`), and a lease it lost is tried again only when the test moves
+ * another on (`leaseTicks.advance`).
  */
 import { type ClusterNode, openCluster } from "../lib/server/cluster/cluster.ts";
 import type { TickClock } from "../lib/server/cluster/liveness.ts";
@@ -46,6 +47,8 @@ export interface ClusterTestServer extends TestServer {
   readonly cluster: ClusterNode;
   /** The clock of the node's liveness watcher. */
   readonly ticks: ManualTickClock;
+  /** The timers between the node's tries to take back a lost lease. */
+  readonly leaseTicks: ManualTickClock;
 }
 
 /** Joins node `node` to the cluster on the database at `url` and starts a server on it. */
@@ -55,11 +58,13 @@ export async function startClusterServer(
   overrides: Parameters<typeof startServer>[0] = {},
 ): Promise<ClusterTestServer> {
   const ticks = new ManualTickClock();
+  const leaseTicks = new ManualTickClock();
   const cluster = await openCluster(url, {
     node,
     clock: new FakeClock(),
     logger: new MemoryLogger(),
     ticks,
+    leaseTimers: leaseTicks,
   });
   let test: TestServer;
   try {
@@ -77,5 +82,5 @@ export async function startClusterServer(
         await cluster.close();
       }
     })();
-  return { ...test, cluster, ticks, close, [Symbol.asyncDispose]: close };
+  return { ...test, cluster, ticks, leaseTicks, close, [Symbol.asyncDispose]: close };
 }

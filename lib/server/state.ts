@@ -122,6 +122,7 @@ export function buildState(
         store,
         deliver,
         replaced: (user, session) => roster.replacedInCluster(user, session, deliver),
+        lost: () => roster.lostInCluster(deliver),
         broker,
       },
       proposal,

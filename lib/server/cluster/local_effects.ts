@@ -3,7 +3,9 @@
  * every node decides every proposal in `seq` order, and each acts on the outcome for the users
  * whose sessions it holds, so a notice or a message reaches its recipient once, from the node that
  * holds it, whichever node proposed it. A login, a logout or a lost node also rewrites this node's
- * userlog.txt from the replicated online list, the same on every node.
+ * userlog.txt from the replicated online list, the same on every node. A node that hears its own
+ * `node-lost` was reported lost (it lost its lease for too long, or a previous run under its id
+ * died): it ends whatever sessions it holds, whose users the cluster has logged out already.
  *
  * @module
  */
@@ -25,6 +27,8 @@ export interface LocalSessions {
   deliver: Notify;
   /** Ends this node's session `session` of `user`, which a login replaced (logged out already). */
   replaced(user: string, session: string): void;
+  /** Ends every session this node holds: the cluster decided this node was lost. */
+  lost(): void;
   /** This node's broker, which records private-messaging requests and sessions. */
   broker: Pick<Broker, "asked" | "answered">;
 }
@@ -42,8 +46,10 @@ export function actOnDecided(
       if (replaced?.node === local.node) local.replaced(proposal.user, replaced.session);
       return tellAndMirror(local, presence);
     }
-    case "logout":
     case "node-lost":
+      if (proposal.node === local.node) local.lost();
+      return tellAndMirror(local, (outcome as { presence: Notice[] }).presence);
+    case "logout":
       return tellAndMirror(local, (outcome as { presence: Notice[] }).presence);
     case "message": {
       const { node } = outcome as Extract<Outcome<"message">, { ok: true }>;
