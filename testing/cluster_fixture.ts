@@ -2,7 +2,8 @@
  * Chat servers as nodes of one cluster, for tests: each a server of server_fixture.ts (memory
  * files, a fake clock, in-memory clients) whose config carries a cluster opened on a PostgreSQL
  * database (openCluster), closed after its server. Its liveness watcher and its upkeep (progress,
- * checkpoints, pruning) tick only when the test moves its clock on (`ticks.advance`).
+ * checkpoints, pruning) tick only when the test moves its clock on (`ticks.advance`), and a lease
+ * it lost is tried again only when the test moves another on (`leaseTicks.advance`).
  */
 import {
   type ClusterNode,
@@ -50,6 +51,8 @@ export interface ClusterTestServer extends TestServer {
   readonly cluster: ClusterNode;
   /** The clock of the node's liveness watcher. */
   readonly ticks: ManualTickClock;
+  /** The timers between the node's tries to take back a lost lease. */
+  readonly leaseTicks: ManualTickClock;
 }
 
 /**
@@ -63,12 +66,14 @@ export async function startClusterServer(
   options: Pick<ClusterOptions, "upkeep"> = {},
 ): Promise<ClusterTestServer> {
   const ticks = new ManualTickClock();
+  const leaseTicks = new ManualTickClock();
   const cluster = await openCluster(url, {
     ...options,
     node,
     clock: new FakeClock(),
     logger: new MemoryLogger(),
     ticks,
+    leaseTimers: leaseTicks,
   });
   let test: TestServer;
   try {
@@ -86,5 +91,5 @@ export async function startClusterServer(
         await cluster.close();
       }
     })();
-  return { ...test, cluster, ticks, close, [Symbol.asyncDispose]: close };
+  return { ...test, cluster, ticks, leaseTicks, close, [Symbol.asyncDispose]: close };
 }

@@ -10,6 +10,7 @@
 import { setImmediate } from "node:timers";
 import type { Cluster } from "./cluster/cluster.ts";
 import type { Proposal } from "./cluster/proposals.ts";
+import { UNAVAILABLE } from "./cluster/sequencer.ts";
 import type { Clock } from "../shared/clock.ts";
 import { CommandError } from "../shared/errors.ts";
 import type { Logger } from "../shared/logger.ts";
@@ -32,7 +33,7 @@ const HOW: Record<EndReason, string> = {
 
 /** What the roster works with. */
 export interface RosterOptions {
-  store: Pick<Store, "accounts" | "userLog" | "relations" | "mailbox" | "lastSeen">;
+  store: Pick<Store, "accounts" | "userLog" | "relations" | "mailbox" | "lastSeen" | "online">;
   clock: Clock;
   logger: Logger;
   /** A second login of an online user is refused, or replaces the first session. */
@@ -49,6 +50,16 @@ const REPLACED: ServerFrame = {
   kind: "logout",
   lines: ["You have been logged out: logged in from another location"],
   data: { reason: "replaced" },
+};
+
+/**
+ * What this node's sessions are told as they end because the cluster reported the node lost (it
+ * lost its lease for too long): as a shutdown is told, so that a client shows it as news.
+ */
+export const LOST_PLACE: ServerFrame = {
+  t: "error",
+  code: "shutdown",
+  text: "Connection closed: this server lost its place in the cluster; log in again",
 };
 
 /** A session's id across the cluster: its node's id and its own. */
@@ -152,6 +163,13 @@ export class Roster {
       session.stage = "username";
       return refusal("already-online", outcome.reason);
     }
+    if (this.#options.store.online.get(user)?.session !== ref) {
+      // Logged out again before this node took it in: a later login replaced it, or this node
+      // was reported lost (its handed mail went back then; putting it back again changes nothing).
+      void this.#settle(cluster, user, outcome.messages, false);
+      session.stage = "username";
+      return refusal("failed", UNAVAILABLE);
+    }
     if (session.ending) {
       // The connection closed while the login was decided: it leaves again at once.
       void this.#propose(cluster, { t: "logout", user, session: ref, at: now, reason: "lost" });
@@ -245,6 +263,24 @@ export class Roster {
     logger.info(`${user} logged out (${HOW.replaced})`);
     onLeave(user, notify);
     session.end();
+  }
+
+  /**
+   * Cluster mode: ends every session this node holds, telling each {@linkcode LOST_PLACE}. The
+   * cluster decided this node was lost, and has logged its users out everywhere already (and told
+   * everyone).
+   */
+  lostInCluster(notify: Notify): void {
+    const { logger, onLeave } = this.#options;
+    const sessions = [...this.#online];
+    this.#online.clear();
+    for (const [user, session] of sessions) {
+      session.send(LOST_PLACE);
+      session.stage = "closed";
+      logger.info(`${user} logged out (this node was reported lost)`);
+      onLeave(user, notify);
+      session.end();
+    }
   }
 
   /** Settles offline messages handed to a login: delivered for good, or put back in line. */

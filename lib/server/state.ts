@@ -128,6 +128,7 @@ export function buildState(
         store,
         deliver,
         replaced: (user, session) => roster.replacedInCluster(user, session, deliver),
+        lost: () => roster.lostInCluster(deliver),
         broker,
       },
       proposal,

@@ -20,12 +20,8 @@ import {
   readChanges,
   readLastSeq,
 } from "../../lib/server/cluster/change_log.ts";
-import {
-  listNodes,
-  LivenessWatcher,
-  NODE_LOCK_SPACE,
-  NodeLease,
-} from "../../lib/server/cluster/liveness.ts";
+import { listNodes, NODE_LOCK_SPACE, NodeLease } from "../../lib/server/cluster/liveness.ts";
+import { LivenessWatcher } from "../../lib/server/cluster/liveness_watcher.ts";
 import type { Change, StoreContents } from "../../lib/server/store/journal.ts";
 import {
   PG_MIGRATIONS,

@@ -1,21 +1,24 @@
 /**
- * Node liveness (lib/server/cluster/liveness.ts) on a real PostgreSQL: nodes register and hold
- * their locks, watchers report a node whose lock is gone exactly once across the cluster (whether
- * its connection was killed or its process was), never a live node, and a node that loses its
- * connection says so. Ticks are driven by the tests or by a clock they control.
+ * Node liveness (lib/server/cluster/liveness.ts, liveness_watcher.ts) on a real PostgreSQL: nodes
+ * register and hold their locks, watchers report a node whose lock is gone exactly once across the
+ * cluster (whether its connection was killed or its process was), never a live node, a node that
+ * loses its connection says so, and one told to reconnect takes its lock back. Ticks are driven by
+ * the tests or by a clock they control.
  */
 import assert from "node:assert/strict";
 import postgres from "postgres";
 import {
   createNodesTable,
-  DEFAULT_WATCH_INTERVAL_MS,
   listNodes,
-  LivenessWatcher,
   NODE_LOCK_SPACE,
   NodeLease,
   type TickClock,
-  type WatcherOptions,
 } from "../../lib/server/cluster/liveness.ts";
+import {
+  DEFAULT_WATCH_INTERVAL_MS,
+  LivenessWatcher,
+  type WatcherOptions,
+} from "../../lib/server/cluster/liveness_watcher.ts";
 import { MemoryLogger } from "../../lib/shared/logger.ts";
 import { startLeaseHolder } from "../../testing/cluster_node.ts";
 import { eventually } from "../../testing/eventually.ts";
@@ -367,4 +370,51 @@ test("a watcher that cannot reach PostgreSQL says so once and carries on", async
   } finally {
     await sql.end({ timeout: 0 });
   }
+});
+
+test("a lease told to reconnect takes its lock back, backing off meanwhile, and says if it was reported lost", async () => {
+  await using c = await cluster();
+  const timers = new ManualClock();
+  const lost: string[] = [];
+  const regained: boolean[] = [];
+  const lease = await NodeLease.acquire(c.url, { id: "alpha", host: "h", port: 1 }, {
+    onDisconnected: (reason) => lost.push(reason),
+    reconnect: { timers, onRegained: ({ declaredLost }) => regained.push(declaredLost) },
+  });
+  const scheduled = () => eventually("the next try scheduled", () => timers.timers.size === 1);
+  try {
+    const first = lease.key;
+    await killLeaseConnection(c.sql, first);
+    await scheduled();
+    assert.deepEqual(lost, ["its PostgreSQL connection closed"]);
+    assert.equal(lease.held, false);
+    // Another run holds the id meanwhile: the tries fail, each further apart, up to 1 s.
+    const usurper = await c.lease("alpha");
+    const delays = [];
+    for (let i = 0; i < 5; i++) {
+      delays.push(timers.fire());
+      await scheduled();
+    }
+    assert.deepEqual(delays, [100, 200, 400, 800, 1_000]);
+    // Its row gone (as when a watcher reports the node lost), the next try registers afresh.
+    await usurper.release();
+    timers.fire();
+    await eventually("the lock taken back", () => lease.held);
+    assert.deepEqual(regained, [true]);
+    assert.notEqual(lease.key, first);
+    assert.equal(lease.rejoined, false);
+
+    // Lost again and back before anyone reports it: the same row, and nothing was declared.
+    const second = lease.key;
+    await killLeaseConnection(c.sql, second);
+    await scheduled();
+    timers.fire();
+    await eventually("the lock taken back again", () => lease.held);
+    assert.deepEqual(regained, [true, false]);
+    assert.deepEqual([lease.key, lease.rejoined, await lease.check()], [second, true, true]);
+    assert.equal(lost.length, 2);
+  } finally {
+    await lease.release();
+  }
+  assert.deepEqual(await listNodes(c.sql), []);
 });

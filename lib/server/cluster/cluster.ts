@@ -7,6 +7,12 @@
  * from those contents, follows the log into it (Sequencer), reporting its progress, writing
  * checkpoints and pruning as it goes (Upkeep).
  *
+ * A node whose users a previous run under its id left in the online list (it died and restarted
+ * before anyone reported it), or which learns that it was itself reported lost (its lease was
+ * away past the watchers' grace; it takes it back by itself), proposes `node-lost` for its own id
+ * before anything else it proposes: what the cluster still held of it is logged out, and this
+ * node, hearing it (local_effects.ts), ends its sessions. Logins wait for it, so none is lost.
+ *
  * @module
  */
 import postgres from "postgres";
@@ -18,7 +24,8 @@ import { redactUrl } from "../store/postgres.ts";
 import { upgradeLayout } from "../store/pg_schema.ts";
 import type { Store } from "../store/store.ts";
 import { loadForReplica } from "./checkpoint.ts";
-import { LivenessWatcher, NodeLease, SYSTEM_TICK_CLOCK, type TickClock } from "./liveness.ts";
+import { NodeLease, SYSTEM_TICK_CLOCK, type TickClock } from "./liveness.ts";
+import { LivenessWatcher } from "./liveness_watcher.ts";
 import { PostgresBus } from "./postgres_bus.ts";
 import type { Accepted, Outcome, Proposal } from "./proposals.ts";
 import { type DecidedListener, Sequencer } from "./sequencer.ts";
@@ -71,6 +78,8 @@ export interface ClusterOptions {
   ticks?: TickClock;
   /** How often the node reports progress, writes checkpoints and prunes (upkeep.ts). */
   upkeep?: UpkeepOptions;
+  /** The timers between tries to take back a lost lease (default the real ones). */
+  leaseTimers?: TickClock;
 }
 
 /** How often a node looks for lost nodes (liveness.ts). */
@@ -86,6 +95,8 @@ export const LOST_GRACE_MS = 4_000;
 export interface ClusterNode extends Cluster, AsyncDisposable {
   /** The seq the node started at, and what from (a checkpoint, the tables, the whole log). */
   readonly start: { seq: number; from: "checkpoint" | "tables" | "log" };
+  /** Whether the node holds its lease now (not while it takes it back after losing it). */
+  readonly registered: boolean;
   /** Stops following the log, lets go of the node's registration and of the database; idempotent. */
   close(): Promise<void>;
 }
@@ -101,6 +112,7 @@ export async function openCluster(url: string, options: ClusterOptions): Promise
   const sql = postgres(url, { max: 4, fetch_types: false, onnotice: () => {} });
   let lease: NodeLease | undefined;
   let bus: PostgresBus | undefined;
+  const hooks: Hooks = {};
   try {
     await sql.begin((tx) => upgradeLayout(tx, redactUrl(url)));
     lease = await NodeLease.acquire(url, {
@@ -109,13 +121,22 @@ export async function openCluster(url: string, options: ClusterOptions): Promise
       port: options.port ?? 0,
     }, {
       clock,
-      onDisconnected: (reason) => logger.warn(`Cluster node ${node} lost its lease: ${reason}`),
+      onDisconnected: (reason) => {
+        logger.warn(`Cluster node ${node} lost its lease (${reason}); taking it back`);
+        hooks.disconnected?.();
+      },
+      reconnect: {
+        onRegained: ({ declaredLost }) => hooks.regained?.(declaredLost),
+        logger,
+        ...(options.leaseTimers ? { timers: options.leaseTimers } : {}),
+      },
     });
     const { contents, seq, from } = await loadForReplica(sql);
     bus = PostgresBus.connect(url, { logger });
     const ticks = options.ticks ?? SYSTEM_TICK_CLOCK;
     const upkeep = options.upkeep ?? {};
-    return new PostgresClusterNode({ sql, bus, lease, node, logger, clock, ticks, upkeep }, {
+    const held = { sql, bus, lease, node, logger, clock, ticks, upkeep, hooks };
+    return new PostgresClusterNode(held, {
       ...memoryJournal,
       contents,
     }, { seq, from });
@@ -137,6 +158,15 @@ interface Held {
   clock: Clock;
   ticks: TickClock;
   upkeep: UpkeepOptions;
+  hooks: Hooks;
+}
+
+/** What the lease tells the node, set once the node is made. */
+interface Hooks {
+  /** The lease lost its lock (it takes it back by itself). */
+  disconnected?: () => void;
+  /** The lease holds its lock again; `declaredLost`: it was reported lost meanwhile. */
+  regained?: (declaredLost: boolean) => void;
 }
 
 class PostgresClusterNode implements ClusterNode {
@@ -150,6 +180,13 @@ class PostgresClusterNode implements ClusterNode {
   /** Nodes the watcher found lost whose `node-lost` the log has not taken yet. */
   readonly #lost = new Set<string>();
   #retry: unknown;
+  /** How many times this node found it must propose its own `node-lost`, and has (see #cleared). */
+  #clearWanted = 0;
+  #clearDone = 0;
+  #clearing: Promise<void> | undefined;
+  #clearRetry: unknown;
+  /** Whether this node has heard its own `node-lost` decided since it last lost its lease. */
+  #heardOwnLost = false;
   #started: Promise<void> | undefined;
   #closing: Promise<void> | undefined;
 
@@ -158,6 +195,12 @@ class PostgresClusterNode implements ClusterNode {
     this.storage = storage;
     this.node = held.node;
     this.start = start;
+    held.hooks.regained = (declaredLost) => this.#regained(declaredLost);
+    held.hooks.disconnected = () => this.#heardOwnLost = false;
+  }
+
+  get registered(): boolean {
+    return this.#held.lease.held;
   }
 
   follow(store: Store, onDecided?: DecidedListener): void {
@@ -169,7 +212,10 @@ class PostgresClusterNode implements ClusterNode {
       node,
       after: this.start.seq,
       logger,
-      ...(onDecided ? { onDecided } : {}),
+      onDecided: (proposal, outcome, proposer) => {
+        if (proposal.t === "node-lost" && proposal.node === node) this.#heardOwnLost = true;
+        return onDecided?.(proposal, outcome, proposer);
+      },
     });
     this.#started = this.#sequencer.start();
     // A failed start is what the next proposal hears.
@@ -198,6 +244,57 @@ class PostgresClusterNode implements ClusterNode {
       logger,
     }, this.#held.upkeep);
     this.#upkeep.start();
+    // A row taken back at start is a previous run's that died unreported: its users may be listed.
+    if (lease.rejoined) this.#clearWanted++;
+    this.#clearSoon();
+  }
+
+  /** The lease holds its lock again: if it was reported lost meanwhile, it is out of the cluster. */
+  #regained(declaredLost: boolean): void {
+    const { node, logger } = this.#held;
+    if (!declaredLost) return logger.warn(`Cluster node ${node} holds its lease again`);
+    logger.warn(`Cluster node ${node} was reported lost while away; ending its sessions`);
+    // Its own node-lost decided since the lease went away has ended them already; else propose it.
+    if (!this.#heardOwnLost) this.#clearWanted++;
+    this.#clearSoon();
+  }
+
+  /** Proposes this node's own `node-lost` now if it must, and again later while that fails. */
+  #clearSoon(): void {
+    if (this.#clearDone >= this.#clearWanted || !this.#sequencer) return;
+    this.#cleared().catch(() => {
+      const { ticks } = this.#held;
+      if (this.#closing || this.#clearRetry !== undefined) return;
+      this.#clearRetry = ticks.setTimeout(() => {
+        this.#clearRetry = undefined;
+        this.#clearSoon();
+      }, WATCH_INTERVAL_MS);
+    });
+  }
+
+  /**
+   * Resolves once this node's own `node-lost` is decided, if it must propose one: what the cluster
+   * still lists on this node is logged out before anything else this node proposes. Rejects as a
+   * proposal does if the log cannot take it (the next proposal tries again).
+   */
+  async #cleared(): Promise<void> {
+    while (this.#clearDone < this.#clearWanted) {
+      this.#clearing ??= this.#clear().finally(() => this.#clearing = undefined);
+      await this.#clearing;
+    }
+  }
+
+  async #clear(): Promise<void> {
+    const { node, clock, logger } = this.#held;
+    const wanted = this.#clearWanted;
+    await this.#started;
+    const outcome = await this.#sequencer!.propose({ t: "node-lost", node, at: clock.now() });
+    this.#clearDone = Math.max(this.#clearDone, wanted);
+    if (outcome.ok && outcome.users.length > 0) {
+      logger.warn(
+        `Cluster node ${node} logged out what it held before: ${outcome.users.join(", ")}`,
+      );
+    }
   }
 
   /**
@@ -233,6 +330,7 @@ class PostgresClusterNode implements ClusterNode {
       throw new Error("The cluster node is not following the log yet");
     }
     await this.#started;
+    await this.#cleared();
     return await this.#sequencer.propose(proposal);
   }
 
@@ -240,6 +338,7 @@ class PostgresClusterNode implements ClusterNode {
     return this.#closing ??= (async () => {
       const { sql, bus, lease, ticks } = this.#held;
       ticks.clearTimeout(this.#retry);
+      ticks.clearTimeout(this.#clearRetry);
       await this.#watcher?.stop();
       await this.#upkeep?.stop();
       await this.#sequencer?.stop();

@@ -2,9 +2,10 @@
  * Which cluster nodes are alive (docs/CLUSTER.md, "a node dies"): each node registers a row in
  * `nodes` and holds a session advisory lock on a connection of its own for as long as it runs;
  * PostgreSQL drops the lock when that connection ends, however the node died. Every node runs a
- * watcher that looks for registered nodes whose lock is gone and reports each one, once across
- * the whole cluster, by deleting its row. A node that loses its own connection notices (its lock
- * is gone) and says so, so that it can refuse what needs the store until it is back.
+ * watcher (liveness_watcher.ts) that looks for registered nodes whose lock is gone and reports
+ * each one, once across the whole cluster, by deleting its row. A node that loses its own
+ * connection notices (its lock is gone) and says so, and, told to, takes its lock back once it
+ * can (after a database restart), learning whether it was reported lost meanwhile.
  *
  * @module
  */
@@ -14,9 +15,6 @@ import { upgradeLayout } from "../store/pg_schema.ts";
 
 /** The first key of every node lock (the two-key form of pg_advisory_lock): "toom" in ASCII. */
 export const NODE_LOCK_SPACE = 0x746f6f6d;
-
-/** How often a watcher looks, unless told otherwise. */
-export const DEFAULT_WATCH_INTERVAL_MS = 2_000;
 
 /** Time and timers, injected so tests decide when a watcher ticks. */
 export interface TickClock {
@@ -76,44 +74,118 @@ export async function listNodes(sql: postgres.Sql): Promise<NodeRow[]> {
 /** What a lease is told and told with. */
 export interface LeaseOptions {
   /**
-   * Called once if the lease is lost: its connection closed (the database restarted or was
-   * unreachable, or the connection was killed) or its lock is no longer held. A lost lease is
-   * finished; acquire a new one with the same id to rejoin.
+   * Called each time the lease is lost: its connection closed (the database restarted or was
+   * unreachable, or the connection was killed) or its lock is no longer held. Without
+   * `reconnect` a lost lease is finished (acquire a new one with the same id to rejoin); with it,
+   * the lease takes its lock back by itself.
    */
   onDisconnected?: (reason: string) => void;
   /** Gives the `started` time (wall clock, milliseconds since the epoch). */
   clock?: { now(): number };
+  /**
+   * Take the lock back after a loss, on a new connection, trying again after `firstMs` (default
+   * 100 ms), doubling up to `maxMs` (default 1 s) for as long as it takes: well inside the
+   * watchers' grace once the database is back.
+   */
+  reconnect?: {
+    /**
+     * Told each time the lease holds its lock again. `declaredLost`: its row was gone (a watcher
+     * reported the node lost meanwhile), so it registered afresh, under a new key.
+     */
+    onRegained: (regained: { declaredLost: boolean }) => void;
+    firstMs?: number;
+    maxMs?: number;
+    /** The timers between tries (default the real ones). */
+    timers?: TickClock;
+    /** Hears why a try failed, once per loss. */
+    logger?: Logger;
+  };
+}
+
+/** A node registered on a connection of its own: what {@linkcode register} gives. */
+interface Registered {
+  sql: postgres.Sql;
+  key: number;
+  rejoined: boolean;
+}
+
+/**
+ * Opens a connection of its own to `url` and registers `node` on it: takes its row back if there
+ * is one whose lock is free, else makes one, and takes its lock. `onClose` hears the connection
+ * close once registered. Rejects if a live node holds the id or the connection closes first.
+ */
+async function register(
+  url: string,
+  node: NodeAddress,
+  started: Date,
+  onClose: () => void,
+): Promise<Registered> {
+  let registered = false;
+  let closedEarly = false;
+  const sql = postgres(url, {
+    max: 1,
+    // The lock lives as long as this connection, so it must never be retired or idle out.
+    max_lifetime: null,
+    idle_timeout: 0,
+    fetch_types: false,
+    onnotice: () => {},
+    onclose: () => {
+      if (registered) onClose();
+      else closedEarly = true;
+    },
+  });
+  try {
+    const held = await sql.begin(async (tx) => {
+      // Row lock first: a watcher that is removing this row finishes before we look.
+      const [row] = await tx`select key from nodes where id = ${node.id} for update`;
+      if (row) {
+        const [lock] = await tx`select pg_try_advisory_lock(${NODE_LOCK_SPACE}, ${row.key}) as got`;
+        if (!lock?.got) {
+          throw new Error(`Cannot register node ${node.id}: a live node has that id`);
+        }
+        await tx`update nodes set host = ${node.host}, port = ${node.port}, started = ${started}
+          where id = ${node.id}`;
+        return { key: row.key as number, rejoined: true };
+      }
+      const [made] = await tx`insert into nodes (id, host, port, started)
+        values (${node.id}, ${node.host}, ${node.port}, ${started}) returning key`;
+      // Taken before the commit that makes the row visible, so no one sees the row unlocked.
+      await tx`select pg_advisory_lock(${NODE_LOCK_SPACE}, ${made!.key})`;
+      return { key: made!.key as number, rejoined: false };
+    });
+    // A close seen now came after the lock was taken (a failed connection fails the query).
+    if (closedEarly) {
+      throw new Error(`Cannot register node ${node.id}: its connection closed while registering`);
+    }
+    registered = true;
+    return { sql, ...held };
+  } catch (error) {
+    await sql.end({ timeout: 0 });
+    throw error;
+  }
 }
 
 /**
  * One node's registration: its row in `nodes`, and its advisory lock held on a connection of its
- * own (never recycled, never shared) until {@linkcode NodeLease.release} or the node's death.
+ * own (never recycled, never shared) until {@linkcode NodeLease.release} or the node's death. With
+ * `reconnect`, a lost lock is taken back on a new connection.
  */
 export class NodeLease implements AsyncDisposable {
   readonly node: NodeAddress;
-  /** The second key of its lock. */
-  readonly key: number;
-  /**
-   * False when the id was new, or its row had been removed because a watcher reported the node
-   * lost; true when the node took back a row nobody had reported yet.
-   */
-  readonly rejoined: boolean;
-  readonly #sql: postgres.Sql;
-  readonly #onDisconnected: ((reason: string) => void) | undefined;
-  #state: "held" | "lost" | "released" = "held";
+  readonly #url: string;
+  readonly #options: LeaseOptions;
+  /** The registration now: its connection, key, and whether it took back a row. */
+  #held!: Registered;
+  #state: "held" | "lost" | "away" | "released" = "held";
   #ending: Promise<void> | undefined;
+  #timer: unknown;
+  /** A try to take the lock back under way. */
+  #trying: Promise<void> | undefined;
 
-  private constructor(
-    sql: postgres.Sql,
-    node: NodeAddress,
-    held: { key: number; rejoined: boolean },
-    options: LeaseOptions,
-  ) {
-    this.#sql = sql;
+  private constructor(url: string, node: NodeAddress, options: LeaseOptions) {
+    this.#url = url;
     this.node = { ...node };
-    this.key = held.key;
-    this.rejoined = held.rejoined;
-    this.#onDisconnected = options.onDisconnected;
+    this.#options = options;
   }
 
   /**
@@ -125,56 +197,37 @@ export class NodeLease implements AsyncDisposable {
     node: NodeAddress,
     options: LeaseOptions = {},
   ): Promise<NodeLease> {
-    let lease: NodeLease | undefined;
-    let closedEarly = false;
-    const sql = postgres(url, {
-      max: 1,
-      // The lock lives as long as this connection, so it must never be retired or idle out.
-      max_lifetime: null,
-      idle_timeout: 0,
-      fetch_types: false,
-      onnotice: () => {},
-      onclose: () => {
-        if (lease) lease.#lose("its PostgreSQL connection closed");
-        else closedEarly = true;
-      },
-    });
-    try {
-      const started = new Date((options.clock ?? Date).now());
-      const held = await sql.begin(async (tx) => {
-        // Row lock first: a watcher that is removing this row finishes before we look.
-        const [row] = await tx`select key from nodes where id = ${node.id} for update`;
-        if (row) {
-          const [lock] =
-            await tx`select pg_try_advisory_lock(${NODE_LOCK_SPACE}, ${row.key}) as got`;
-          if (!lock?.got) {
-            throw new Error(`Cannot register node ${node.id}: a live node has that id`);
-          }
-          await tx`update nodes set host = ${node.host}, port = ${node.port}, started = ${started}
-            where id = ${node.id}`;
-          return { key: row.key as number, rejoined: true };
-        }
-        const [made] = await tx`insert into nodes (id, host, port, started)
-          values (${node.id}, ${node.host}, ${node.port}, ${started}) returning key`;
-        // Taken before the commit that makes the row visible, so no one sees the row unlocked.
-        await tx`select pg_advisory_lock(${NODE_LOCK_SPACE}, ${made!.key})`;
-        return { key: made!.key as number, rejoined: false };
-      });
-      // A close seen now came after the lock was taken (a failed connection fails the query).
-      if (closedEarly) {
-        throw new Error(`Cannot register node ${node.id}: its connection closed while registering`);
-      }
-      lease = new NodeLease(sql, node, held, options);
-      return lease;
-    } catch (error) {
-      await sql.end({ timeout: 0 });
-      throw error;
-    }
+    const lease = new NodeLease(url, node, options);
+    await lease.#register();
+    return lease;
   }
 
-  /** Whether the lease is still held, as far as the node knows. */
+  /** The second key of its lock (a new one after registering afresh). */
+  get key(): number {
+    return this.#held.key;
+  }
+
+  /**
+   * False when the id was new, or its row had been removed because a watcher reported the node
+   * lost; true when the node took back a row nobody had reported yet (as of its last taking).
+   */
+  get rejoined(): boolean {
+    return this.#held.rejoined;
+  }
+
+  /** Whether the lease is held now, as far as the node knows. */
   get held(): boolean {
     return this.#state === "held";
+  }
+
+  /** Registers on a new connection whose close loses this registration. */
+  async #register(): Promise<void> {
+    const started = new Date((this.#options.clock ?? Date).now());
+    const held: Registered = await register(this.#url, this.node, started, () => {
+      if (this.#held === held) this.#lose("its PostgreSQL connection closed");
+    });
+    this.#held = held;
+    this.#ending = undefined;
   }
 
   /**
@@ -184,7 +237,7 @@ export class NodeLease implements AsyncDisposable {
   async check(): Promise<boolean> {
     if (this.#state !== "held") return false;
     try {
-      const [row] = await this.#sql`select exists (
+      const [row] = await this.#held.sql`select exists (
         select 1 from pg_locks where locktype = 'advisory' and granted and pid = pg_backend_pid()
           and classid::bigint = ${NODE_LOCK_SPACE} and objid::bigint = ${this.key}
           and objsubid = 2
@@ -206,7 +259,7 @@ export class NodeLease implements AsyncDisposable {
    */
   async reportProgress(seq: number): Promise<boolean> {
     if (this.#state !== "held") return false;
-    const result = await this.#sql`update nodes
+    const result = await this.#held.sql`update nodes
       set last_seq = greatest(coalesce(last_seq, 0), ${seq})
       where id = ${this.node.id} and key = ${this.key}`;
     return result.count === 1;
@@ -214,14 +267,12 @@ export class NodeLease implements AsyncDisposable {
 
   /** Leaves the cluster cleanly: removes the row (so no one reports the node lost) and the lock. */
   async release(): Promise<void> {
-    if (this.#state === "held") {
-      this.#state = "released";
-      try {
-        await this.#sql`delete from nodes where id = ${this.node.id} and key = ${this.key}`;
-      } catch {
-        // The row stays, with no lock: the others will report this node lost, which it is.
-      }
-    }
+    const wasHeld = this.#state === "held";
+    this.#state = "released";
+    (this.#options.reconnect?.timers ?? SYSTEM_TICK_CLOCK).clearTimeout(this.#timer);
+    // A try under way gives back what it took (#retry sees the state).
+    await this.#trying;
+    if (wasHeld) await this.#removeRow();
     await this.#end();
   }
 
@@ -229,146 +280,53 @@ export class NodeLease implements AsyncDisposable {
     return this.release();
   }
 
+  async #removeRow(): Promise<void> {
+    try {
+      await this.#held.sql`delete from nodes where id = ${this.node.id} and key = ${this.key}`;
+    } catch {
+      // The row stays, with no lock: the others will report this node lost, which it is.
+    }
+  }
+
   #lose(reason: string): void {
     if (this.#state !== "held") return;
-    this.#state = "lost";
+    const { reconnect } = this.#options;
+    this.#state = reconnect ? "away" : "lost";
     // Close what is left, so PostgreSQL's view (no lock) and ours agree from now on.
     void this.#end();
-    this.#onDisconnected?.(reason);
+    this.#options.onDisconnected?.(reason);
+    if (reconnect) this.#schedule(reconnect.firstMs ?? 100, true);
+  }
+
+  /** Tries to take the lock back in `delayMs`. */
+  #schedule(delayMs: number, first: boolean): void {
+    const timers = this.#options.reconnect?.timers ?? SYSTEM_TICK_CLOCK;
+    this.#timer = timers.setTimeout(() => {
+      this.#trying = this.#retry(delayMs, first).finally(() => this.#trying = undefined);
+    }, delayMs);
+  }
+
+  async #retry(delayMs: number, first: boolean): Promise<void> {
+    const reconnect = this.#options.reconnect!;
+    if (this.#state !== "away") return;
+    try {
+      await this.#end();
+      await this.#register();
+    } catch (error) {
+      if (first) reconnect.logger?.warn(`Node ${this.node.id} cannot register yet: ${error}`);
+      if (this.#state !== "away") return;
+      return this.#schedule(Math.min(delayMs * 2, reconnect.maxMs ?? 1_000), false);
+    }
+    // Released while registering (the only way out of "away"): give back what was taken.
+    if (this.#state !== "away") {
+      await this.#removeRow();
+      return;
+    }
+    this.#state = "held";
+    reconnect.onRegained({ declaredLost: !this.#held.rejoined });
   }
 
   #end(): Promise<void> {
-    return this.#ending ??= this.#sql.end({ timeout: 0 }).catch(() => {});
-  }
-}
-
-/** What a watcher does and how often. */
-export interface WatcherOptions {
-  /** Told of each lost node, once across all watchers of the cluster. */
-  onLost: (nodeId: string) => void;
-  /** This node's lease: checked on each tick, and its node is never reported. */
-  lease?: NodeLease;
-  /** How long a node's lock must be seen missing before it is reported (default 0). */
-  graceMs?: number;
-  /** Time between ticks (default 2 s). */
-  intervalMs?: number;
-  clock?: TickClock;
-  /** Hears when looking fails (once per run of failures) and of `onLost` throwing. */
-  logger?: Logger;
-}
-
-/**
- * Looks for registered nodes whose lock is gone and reports them. Exactly one watcher reports
- * each lost node: a watcher locks the candidate rows (`FOR UPDATE SKIP LOCKED`, so two watchers
- * never look at the same row at once), checks their locks only then, and deletes the rows of the
- * lost ones in the same transaction; it reports them after the commit.
- */
-export class LivenessWatcher {
-  readonly #sql: postgres.Sql;
-  readonly #options: WatcherOptions;
-  readonly #clock: TickClock;
-  readonly #intervalMs: number;
-  /** When this watcher first saw each unlocked node, for the grace period. */
-  readonly #missingSince = new Map<string, number>();
-  #timer: unknown;
-  #ticking: Promise<unknown> | undefined;
-  #stopped = true;
-  #failing = false;
-
-  /** A watcher over `sql`, a pool the caller keeps; {@linkcode start} sets it ticking. */
-  constructor(sql: postgres.Sql, options: WatcherOptions) {
-    this.#sql = sql;
-    this.#options = options;
-    this.#clock = options.clock ?? SYSTEM_TICK_CLOCK;
-    this.#intervalMs = options.intervalMs ?? DEFAULT_WATCH_INTERVAL_MS;
-  }
-
-  /** Ticks every interval until {@linkcode stop}, the first tick one interval from now. */
-  start(): void {
-    if (!this.#stopped) return;
-    this.#stopped = false;
-    this.#schedule();
-  }
-
-  /** Stops ticking; waits for a tick under way. */
-  async stop(): Promise<void> {
-    this.#stopped = true;
-    this.#clock.clearTimeout(this.#timer);
-    await this.#ticking;
-  }
-
-  #schedule(): void {
-    this.#timer = this.#clock.setTimeout(() => {
-      this.#ticking = this.tick().finally(() => {
-        this.#ticking = undefined;
-        if (!this.#stopped) this.#schedule();
-      });
-    }, this.#intervalMs);
-  }
-
-  /**
-   * Looks once: checks this node's own lease, then reports the nodes found lost. Returns their
-   * ids. Never rejects; a failure to look is logged and retried next tick.
-   */
-  async tick(): Promise<string[]> {
-    const { lease } = this.#options;
-    // A node that has lost its own lock is out of the cluster; it has nothing to say of others.
-    if (lease && !(await lease.check())) return [];
-    let lost: string[];
-    try {
-      lost = await this.#sweep(lease?.node.id);
-      if (this.#failing) this.#options.logger?.warn("Looking for lost nodes works again");
-      this.#failing = false;
-    } catch (error) {
-      const reason = error instanceof Error ? error.message : String(error);
-      if (!this.#failing) this.#options.logger?.warn(`Could not look for lost nodes: ${reason}`);
-      this.#failing = true;
-      return [];
-    }
-    for (const id of lost) {
-      try {
-        this.#options.onLost(id);
-      } catch (error) {
-        const reason = error instanceof Error ? error.message : String(error);
-        this.#options.logger?.warn(`Reporting node ${id} lost failed: ${reason}`);
-      }
-    }
-    return lost;
-  }
-
-  /** Removes the rows of nodes whose lock is gone (past the grace period); returns their ids. */
-  #sweep(self: string | undefined): Promise<string[]> {
-    return this.#sql.begin(async (tx) => {
-      const candidates = await tx`select id, key from nodes
-        where id <> ${self ?? ""} for update skip locked`;
-      // Forget nodes no longer here (or being looked at by another watcher just now).
-      const present = new Set(candidates.map((row) => row.id as string));
-      for (const id of this.#missingSince.keys()) {
-        if (!present.has(id)) this.#missingSince.delete(id);
-      }
-      if (candidates.length === 0) return [];
-      // Read after the row locks are ours: a node rejoining waits on them, so what we see holds.
-      const locks = await tx`select objid::bigint as key from pg_locks
-        where locktype = 'advisory' and granted and objsubid = 2
-          and classid::bigint = ${NODE_LOCK_SPACE}
-          and database = (select oid from pg_database where datname = current_database())`;
-      const held = new Set(locks.map((row) => Number(row.key)));
-      const now = this.#clock.now();
-      const graceMs = this.#options.graceMs ?? 0;
-      const lost: string[] = [];
-      for (const { id, key } of candidates) {
-        if (held.has(key as number)) {
-          this.#missingSince.delete(id);
-          continue;
-        }
-        const since = this.#missingSince.get(id) ?? now;
-        this.#missingSince.set(id, since);
-        if (now - since >= graceMs) lost.push(id as string);
-      }
-      if (lost.length === 0) return [];
-      const gone = await tx`delete from nodes where id in ${tx(lost)} returning id`;
-      for (const id of lost) this.#missingSince.delete(id);
-      return gone.map((row) => row.id as string);
-    });
+    return this.#ending ??= this.#held.sql.end({ timeout: 0 }).catch(() => {});
   }
 }

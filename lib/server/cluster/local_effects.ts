@@ -3,7 +3,9 @@
  * every node decides every proposal in `seq` order, and each acts on the outcome for the users
  * whose sessions it holds, so a notice or a message reaches its recipient once, from the node that
  * holds it, whichever node proposed it. A login, a logout or a lost node also rewrites this node's
- * userlog.txt from the replicated online list, the same on every node.
+ * userlog.txt from the replicated online list, the same on every node. A node that hears its own
+ * `node-lost` was reported lost (it lost its lease for too long, or a previous run under its id
+ * died): it ends whatever sessions it holds, whose users the cluster has logged out already.
  *
  * Private sessions and file tickets live in each node's Broker, which follows the log: every node
  * records the requests, sessions and file tickets decided, and ends the sessions (telling the peers
@@ -31,6 +33,8 @@ export interface LocalSessions {
   deliver: Notify;
   /** Ends this node's session `session` of `user`, which a login replaced (logged out already). */
   replaced(user: string, session: string): void;
+  /** Ends every session this node holds: the cluster decided this node was lost. */
+  lost(): void;
   /** This node's broker, which records private-messaging requests, sessions and file tickets. */
   broker: Pick<
     Broker,
@@ -69,6 +73,7 @@ export function actOnDecided(
     }
     case "node-lost": {
       const { users, presence } = outcome as Extract<Outcome<"node-lost">, { ok: true }>;
+      if (proposal.node === local.node) local.lost();
       const written = tellAndMirror(local, presence);
       for (const user of users) broker.userLeft(user, deliver);
       return written;
