@@ -13,7 +13,8 @@ import {
 import type { TickClock } from "../lib/server/cluster/liveness.ts";
 import { FakeClock } from "../lib/shared/clock.ts";
 import { MemoryLogger } from "../lib/shared/logger.ts";
-import { startServer, type TestServer } from "./server_fixture.ts";
+import { sharedPostgres } from "./postgres.ts";
+import { loggedIn, startServer, type TestClient, type TestServer } from "./server_fixture.ts";
 
 /** Timers that run only when a test moves the time on. */
 export class ManualTickClock implements TickClock {
@@ -92,4 +93,91 @@ export async function startClusterServer(
       }
     })();
   return { ...test, cluster, ticks, leaseTicks, close, [Symbol.asyncDispose]: close };
+}
+
+/** The overrides of every node a test starts with {@linkcode startNodes} unless it says otherwise. */
+const NODE_CONFIG = { commandBurst: 100 };
+
+/** Cluster nodes on one database, started by a test and closed together, the last first. */
+export interface ClusterNodes extends AsyncDisposable {
+  readonly url: string;
+  /** Starts node `node` on the database, with `overrides` over the nodes' own. */
+  start(node: string, overrides?: Parameters<typeof startServer>[0]): Promise<ClusterTestServer>;
+  close(): Promise<void>;
+}
+
+/**
+ * Nodes on the database at `url` (a fresh one of the file's shared PostgreSQL when not given), each
+ * started with `overrides` (and a command burst of 100, so tests are not rate limited).
+ */
+export async function startNodes(
+  overrides: Parameters<typeof startServer>[0] = {},
+  url?: string,
+): Promise<ClusterNodes> {
+  const database = url ?? await (await sharedPostgres()).createDatabase();
+  const started: ClusterTestServer[] = [];
+  const close = async () => {
+    for (const node of started.splice(0).reverse()) await node.close();
+  };
+  return {
+    url: database,
+    async start(node, more = {}) {
+      const server = await startClusterServer(database, node, {
+        ...NODE_CONFIG,
+        ...overrides,
+        ...more,
+      });
+      started.push(server);
+      return server;
+    },
+    close,
+    [Symbol.asyncDispose]: close,
+  };
+}
+
+/** Two nodes, `node-1` and `node-2`, on one database (see {@linkcode startNodes}). */
+export interface TwoNodes extends ClusterNodes {
+  readonly one: ClusterTestServer;
+  readonly two: ClusterTestServer;
+}
+
+/** Starts `node-1` and `node-2` as {@linkcode startNodes} does; closes both if either fails. */
+export async function twoNodes(
+  overrides: Parameters<typeof startServer>[0] = {},
+  url?: string,
+): Promise<TwoNodes> {
+  const nodes = await startNodes(overrides, url);
+  try {
+    const one = await nodes.start("node-1");
+    const two = await nodes.start("node-2");
+    return Object.assign(nodes, { one, two });
+  } catch (error) {
+    await nodes.close();
+    throw error;
+  }
+}
+
+/** Two nodes with yoda logged in on the first and hans on the second. */
+export interface YodaAndHans extends TwoNodes {
+  readonly yoda: TestClient;
+  readonly hans: TestClient;
+}
+
+/**
+ * {@linkcode twoNodes} with yoda logged in on node 1 (UDP port 8001) and hans on node 2 (8002),
+ * once yoda has been told hans logged in (node 1 has applied both logins).
+ */
+export async function yodaAndHans(
+  overrides: Parameters<typeof startServer>[0] = {},
+): Promise<YodaAndHans> {
+  const nodes = await twoNodes(overrides);
+  try {
+    const yoda = await loggedIn(nodes.one, "yoda", "jedi", 8001);
+    const hans = await loggedIn(nodes.two, "hans", "falcon", 8002);
+    await yoda.waitFor("hans logged in");
+    return Object.assign(nodes, { yoda, hans });
+  } catch (error) {
+    await nodes.close();
+    throw error;
+  }
 }

@@ -67,6 +67,15 @@ export function postgresTests(what: string): { ignore: boolean } {
   return { ignore: !postgresAvailable() };
 }
 
+/**
+ * A `Deno.test` for tests that need PostgreSQL, ignored as {@linkcode postgresTests} says (the
+ * hint printed once, when this is called).
+ */
+export function postgresTest(what: string): (name: string, fn: () => Promise<void>) => void {
+  const { ignore } = postgresTests(what);
+  return (name, fn) => Deno.test({ name, ignore, fn });
+}
+
 /** Servers started here and not yet stopped, stopped on the way out if a test left one. */
 const running = new Map<string, () => void>();
 let unloadHooked = false;

@@ -29,13 +29,9 @@ import {
 import { openPostgresStorage, type PostgresStorage } from "../../lib/server/store/postgres.ts";
 import { FakeClock } from "../../lib/shared/clock.ts";
 import { eventually } from "../../testing/eventually.ts";
-import { postgresTests, sharedPostgres, startPostgres } from "../../testing/postgres.ts";
+import { postgresTest, sharedPostgres, startPostgres } from "../../testing/postgres.ts";
 
-const PG = postgresTests("Change log tests");
-
-function test(name: string, fn: () => Promise<void>): void {
-  Deno.test({ name, ignore: PG.ignore, fn });
-}
+const test = postgresTest("Change log tests");
 
 /** A clock whose timers run only when the test fires them. */
 class ManualClock implements TickClock {

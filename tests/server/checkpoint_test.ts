@@ -33,7 +33,7 @@ import {
 import { loadAtSeq, openPostgresStorage } from "../../lib/server/store/postgres.ts";
 import { FakeClock } from "../../lib/shared/clock.ts";
 import { eventually } from "../../testing/eventually.ts";
-import { postgresTests, sharedPostgres } from "../../testing/postgres.ts";
+import { postgresTest, sharedPostgres } from "../../testing/postgres.ts";
 import { type TestStore, testStore } from "../../testing/store_fixture.ts";
 
 const CONFIG = { keepBoard: true, mailboxLimit: 5, mailboxPerSender: 3 };
@@ -156,11 +156,7 @@ Deno.test("contentsOf() round-trips through buildStore: the same state, and it d
   assert.deepEqual(observe(b), observe(a));
 });
 
-const PG = postgresTests("Checkpoint tests");
-
-function pgTest(name: string, fn: () => Promise<void>): void {
-  Deno.test({ name, ignore: PG.ignore, fn });
-}
+const pgTest = postgresTest("Checkpoint tests");
 
 type Node = TestStore & { sequencer: Sequencer };
 

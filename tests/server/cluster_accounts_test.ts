@@ -15,9 +15,9 @@ import { decide } from "../../lib/server/cluster/proposals.ts";
 import { hashPassword } from "../../lib/server/credentials.ts";
 import { MemoryFiles } from "../../lib/server/files.ts";
 import { emptyContents, memoryJournal } from "../../lib/server/store/journal.ts";
-import { type ClusterTestServer, startClusterServer } from "../../testing/cluster_fixture.ts";
+import { type ClusterTestServer, startNodes } from "../../testing/cluster_fixture.ts";
 import { eventually } from "../../testing/eventually.ts";
-import { postgresTests, sharedPostgres } from "../../testing/postgres.ts";
+import { postgresTest } from "../../testing/postgres.ts";
 import { CREDENTIALS, loggedIn, type TestClient } from "../../testing/server_fixture.ts";
 import { testStore } from "../../testing/store_fixture.ts";
 
@@ -99,11 +99,7 @@ Deno.test("a store built from a checkpoint's contents knows the cluster's accoun
   assert.equal(await after.store.accounts.find("yoda"), undefined, "not from the file");
 });
 
-const PG = postgresTests("cluster account tests");
-
-function pgTest(name: string, fn: () => Promise<void>): void {
-  Deno.test({ name, ignore: PG.ignore, fn });
-}
+const pgTest = postgresTest("cluster account tests");
 
 const CONFIG = { commandBurst: 100, allowRegister: true };
 
@@ -114,24 +110,16 @@ function filesWith(text: string): MemoryFiles {
   return files;
 }
 
-/** Two nodes on a fresh database, and a way to start more on it. */
+/** Two nodes on a fresh database, and a way to start more on it (with their own files). */
 async function twoNodes() {
-  const url = await (await sharedPostgres()).createDatabase();
-  const started: ClusterTestServer[] = [];
-  const start = async (node: string, files?: MemoryFiles) => {
-    const server = await startClusterServer(url, node, { ...CONFIG, ...(files ? { files } : {}) });
-    started.push(server);
-    return server;
-  };
-  const close = async () => {
-    for (const server of started.reverse()) await server.close();
-  };
+  const nodes = await startNodes(CONFIG);
+  const start = (node: string, files?: MemoryFiles) => nodes.start(node, files ? { files } : {});
   try {
     const one = await start("node-1");
     const two = await start("node-2");
-    return { url, one, two, start, [Symbol.asyncDispose]: close };
+    return Object.assign(nodes, { one, two, start });
   } catch (error) {
-    await close();
+    await nodes.close();
     throw error;
   }
 }

@@ -7,45 +7,14 @@
 import assert from "node:assert/strict";
 import { parseTicket } from "../../lib/p2p/mod.ts";
 import { UNSAFE_FILE_NAME } from "../../lib/shared/commands.ts";
-import { type ClusterTestServer, startClusterServer } from "../../testing/cluster_fixture.ts";
-import { postgresTests, sharedPostgres } from "../../testing/postgres.ts";
-import { loggedIn, type TestClient } from "../../testing/server_fixture.ts";
+import { yodaAndHans } from "../../testing/cluster_fixture.ts";
+import { postgresTest } from "../../testing/postgres.ts";
+import { type TestClient } from "../../testing/server_fixture.ts";
 
-const PG = postgresTests("cluster broker tests");
-
-function pgTest(name: string, fn: () => Promise<void>): void {
-  Deno.test({ name, ignore: PG.ignore, fn });
-}
-
-/** Two nodes on a fresh database, with yoda logged in on the first and hans on the second. */
-async function twoNodes() {
-  const url = await (await sharedPostgres()).createDatabase();
-  const config = { commandBurst: 100 };
-  const one = await startClusterServer(url, "node-1", config);
-  let two: ClusterTestServer;
-  try {
-    two = await startClusterServer(url, "node-2", config);
-  } catch (error) {
-    await one.close();
-    throw error;
-  }
-  const close = async () => {
-    await two.close();
-    await one.close();
-  };
-  try {
-    const yoda = await loggedIn(one, "yoda", "jedi", 8001);
-    const hans = await loggedIn(two, "hans", "falcon", 8002);
-    await yoda.waitFor("hans logged in");
-    return { one, two, yoda, hans, [Symbol.asyncDispose]: close };
-  } catch (error) {
-    await close();
-    throw error;
-  }
-}
+const pgTest = postgresTest("cluster broker tests");
 
 pgTest("UPD to a user on the other node hands both peers matching tickets", async () => {
-  await using nodes = await twoNodes();
+  await using nodes = await yodaAndHans();
   const reply = await nodes.yoda.cmd("UPD hans notes.txt");
   assert.equal(reply.ok, true, reply.lines.join(" "));
   const mine = parseTicket(reply.data?.ticket);
@@ -67,7 +36,7 @@ pgTest("UPD to a user on the other node hands both peers matching tickets", asyn
 });
 
 pgTest("UPD across nodes is refused with the broker's texts", async () => {
-  await using nodes = await twoNodes();
+  await using nodes = await yodaAndHans();
   assert.deepEqual((await nodes.hans.cmd("block yoda")).lines, ["yoda is blocked"]);
   assert.deepEqual((await nodes.yoda.cmd("UPD hans f.txt")).lines, [
     "Your file could not be sent as hans has blocked you",
@@ -87,7 +56,7 @@ async function askOf(client: TestClient): Promise<number> {
 }
 
 pgTest("startprivate to a user on the other node: yes gives both a chat ticket", async () => {
-  await using nodes = await twoNodes();
+  await using nodes = await yodaAndHans();
   assert.deepEqual((await nodes.yoda.cmd("startprivate hans")).lines, [
     "Waiting for hans to accept private messaging...",
   ]);
@@ -117,7 +86,7 @@ pgTest("startprivate to a user on the other node: yes gives both a chat ticket",
 pgTest(
   "startprivate across nodes: a no tells the requester, a blocked one is refused",
   async () => {
-    await using nodes = await twoNodes();
+    await using nodes = await yodaAndHans();
     await nodes.yoda.cmd("getaddress hans");
     const answer = await nodes.hans.link.request({
       t: "answer",

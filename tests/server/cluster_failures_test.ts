@@ -8,35 +8,12 @@ import assert from "node:assert/strict";
 import postgres from "postgres";
 import { NODE_LOCK_SPACE } from "../../lib/server/cluster/liveness.ts";
 import { UNAVAILABLE } from "../../lib/server/cluster/sequencer.ts";
-import { type ClusterTestServer, startClusterServer } from "../../testing/cluster_fixture.ts";
+import { twoNodes } from "../../testing/cluster_fixture.ts";
 import { eventually } from "../../testing/eventually.ts";
-import { postgresTests, sharedPostgres, startPostgres } from "../../testing/postgres.ts";
+import { postgresTest, startPostgres } from "../../testing/postgres.ts";
 import { loggedIn } from "../../testing/server_fixture.ts";
 
-const PG = postgresTests("cluster failure tests");
-
-function pgTest(name: string, fn: () => Promise<void>): void {
-  Deno.test({ name, ignore: PG.ignore, fn });
-}
-
-/** Two nodes on the database at `url` (a fresh one if not given), closed together. */
-async function twoNodes(url?: string) {
-  url ??= await (await sharedPostgres()).createDatabase();
-  const config = { commandBurst: 100 };
-  const one = await startClusterServer(url, "node-1", config);
-  let two: ClusterTestServer;
-  try {
-    two = await startClusterServer(url, "node-2", config);
-  } catch (error) {
-    await one.close();
-    throw error;
-  }
-  const close = async () => {
-    await two.close();
-    await one.close();
-  };
-  return { url, one, two, [Symbol.asyncDispose]: close };
-}
+const pgTest = postgresTest("cluster failure tests");
 
 pgTest("failed logins on two nodes add up to a lockout that holds on both", async () => {
   await using nodes = await twoNodes();
@@ -115,7 +92,7 @@ pgTest(
   "while PostgreSQL is down a MSG is answered Service unavailable, and works again after",
   async () => {
     await using pg = await startPostgres();
-    await using nodes = await twoNodes(pg.url);
+    await using nodes = await twoNodes({}, pg.url);
     const yoda = await loggedIn(nodes.one, "yoda", "jedi");
     assert.equal((await yoda.cmd("MSG before")).ok, true);
     await pg.restart(async () => {

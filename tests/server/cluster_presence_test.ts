@@ -7,42 +7,12 @@
  * are handed out once, and userlog.txt is the same on both nodes.
  */
 import assert from "node:assert/strict";
-import { type ClusterTestServer, startClusterServer } from "../../testing/cluster_fixture.ts";
+import { type ClusterTestServer, yodaAndHans } from "../../testing/cluster_fixture.ts";
 import { eventually } from "../../testing/eventually.ts";
-import { postgresTests, sharedPostgres } from "../../testing/postgres.ts";
+import { postgresTest } from "../../testing/postgres.ts";
 import { loggedIn, type TestClient } from "../../testing/server_fixture.ts";
 
-const PG = postgresTests("cluster presence tests");
-
-function pgTest(name: string, fn: () => Promise<void>): void {
-  Deno.test({ name, ignore: PG.ignore, fn });
-}
-
-/** Two nodes on a fresh database, with yoda logged in on the first and hans on the second. */
-async function twoNodes(overrides: Parameters<typeof startClusterServer>[2] = {}) {
-  const url = await (await sharedPostgres()).createDatabase();
-  const config = { commandBurst: 100, ...overrides };
-  const one = await startClusterServer(url, "node-1", config);
-  let two: ClusterTestServer;
-  try {
-    two = await startClusterServer(url, "node-2", config);
-  } catch (error) {
-    await one.close();
-    throw error;
-  }
-  const close = async () => {
-    await two.close();
-    await one.close();
-  };
-  try {
-    const yoda = await loggedIn(one, "yoda", "jedi", 8001);
-    const hans = await loggedIn(two, "hans", "falcon", 8002);
-    return { one, two, yoda, hans, [Symbol.asyncDispose]: close };
-  } catch (error) {
-    await close();
-    throw error;
-  }
-}
+const pgTest = postgresTest("cluster presence tests");
 
 /** The lines of `client`'s events of `kind`. */
 function linesOf(client: TestClient, kind: string): string[] {
@@ -65,7 +35,7 @@ async function sameUserLog(
 pgTest(
   "a login and a logout on one node are seen on the other, and whoelse lists both",
   async () => {
-    await using nodes = await twoNodes();
+    await using nodes = await yodaAndHans();
     await nodes.yoda.waitFor("hans logged in");
     assert.deepEqual((await nodes.yoda.cmd("whoelse")).lines, ["hans"]);
     assert.deepEqual((await nodes.hans.cmd("whoelse")).lines, ["yoda"]);
@@ -85,7 +55,7 @@ pgTest(
 );
 
 pgTest("a second login of yoda on the other node is refused while yoda is online", async () => {
-  await using nodes = await twoNodes();
+  await using nodes = await yodaAndHans();
   const again = nodes.two.connect();
   const refused = await again.login("yoda", "jedi");
   assert.deepEqual([refused.ok, refused.code, refused.lines], [false, "already-online", [
@@ -99,7 +69,7 @@ pgTest("a second login of yoda on the other node is refused while yoda is online
 });
 
 pgTest("with replace, a login of yoda on the other node ends the first session", async () => {
-  await using nodes = await twoNodes({ duplicateLogin: "replace" });
+  await using nodes = await yodaAndHans({ duplicateLogin: "replace" });
   await nodes.yoda.waitFor("hans logged in");
   const again = await loggedIn(nodes.two, "yoda", "jedi", 8003);
   await nodes.yoda.waitFor("logged in from another location");
@@ -112,7 +82,7 @@ pgTest("with replace, a login of yoda on the other node ends the first session",
 });
 
 pgTest("a message from yoda on one node reaches hans on the other once", async () => {
-  await using nodes = await twoNodes();
+  await using nodes = await yodaAndHans();
   assert.deepEqual((await nodes.yoda.cmd("message hans hello there")).lines, [
     "Message sent to hans.",
   ]);
@@ -124,7 +94,7 @@ pgTest("a message from yoda on one node reaches hans on the other once", async (
 });
 
 pgTest("a broadcast reaches the users of both nodes, and its count is cluster-wide", async () => {
-  await using nodes = await twoNodes();
+  await using nodes = await yodaAndHans();
   const obiwan = await loggedIn(nodes.two, "obiwan", "hellothere");
   const vader = await loggedIn(nodes.one, "vader", "sithlord");
   assert.deepEqual((await nodes.yoda.cmd("broadcast may the force")).lines, [
@@ -149,7 +119,7 @@ pgTest("a broadcast reaches the users of both nodes, and its count is cluster-wi
 pgTest(
   "an offline message left on one node is delivered once at a login on the other",
   async () => {
-    await using nodes = await twoNodes();
+    await using nodes = await yodaAndHans();
     assert.deepEqual((await nodes.yoda.cmd("message vader come back")).lines, [
       "vader is offline; the message will be delivered when they log in.",
     ]);

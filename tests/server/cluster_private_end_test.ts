@@ -10,45 +10,18 @@
 import assert from "node:assert/strict";
 import { parseTicket } from "../../lib/p2p/mod.ts";
 import type { EventFrame } from "../../lib/shared/protocol.ts";
-import { type ClusterTestServer, startClusterServer } from "../../testing/cluster_fixture.ts";
+import {
+  type ClusterTestServer,
+  type YodaAndHans,
+  yodaAndHans,
+} from "../../testing/cluster_fixture.ts";
 import { eventually } from "../../testing/eventually.ts";
-import { postgresTests, sharedPostgres } from "../../testing/postgres.ts";
+import { postgresTest } from "../../testing/postgres.ts";
 import { loggedIn, type TestClient } from "../../testing/server_fixture.ts";
 
-const PG = postgresTests("cluster private-session tests");
+const pgTest = postgresTest("cluster private-session tests");
 
-function pgTest(name: string, fn: () => Promise<void>): void {
-  Deno.test({ name, ignore: PG.ignore, fn });
-}
-
-/** Two nodes on a fresh database, with yoda logged in on the first and hans on the second. */
-async function twoNodes(overrides: Parameters<typeof startClusterServer>[2] = {}) {
-  const url = await (await sharedPostgres()).createDatabase();
-  const config = { commandBurst: 100, ...overrides };
-  const one = await startClusterServer(url, "node-1", config);
-  let two: ClusterTestServer;
-  try {
-    two = await startClusterServer(url, "node-2", config);
-  } catch (error) {
-    await one.close();
-    throw error;
-  }
-  const close = async () => {
-    await two.close();
-    await one.close();
-  };
-  try {
-    const yoda = await loggedIn(one, "yoda", "jedi", 8001);
-    const hans = await loggedIn(two, "hans", "falcon", 8002);
-    await yoda.waitFor("hans logged in");
-    return { one, two, yoda, hans, [Symbol.asyncDispose]: close };
-  } catch (error) {
-    await close();
-    throw error;
-  }
-}
-
-type Nodes = Awaited<ReturnType<typeof twoNodes>>;
+type Nodes = YodaAndHans;
 
 /** `client`'s events of `kind` from the `from`-th on. */
 function eventsOf(client: TestClient, kind: string, from = 0): EventFrame[] {
@@ -113,7 +86,7 @@ function assertNoPair(nodes: Nodes): void {
 }
 
 pgTest("stopprivate across nodes tells the peer as one server does; a new ask asks", async () => {
-  await using nodes = await twoNodes();
+  await using nodes = await yodaAndHans();
   const { yoda, hans } = nodes;
   const ticketId = await privately(nodes);
   const stopped = await hans.cmd("stopprivate yoda");
@@ -151,7 +124,7 @@ pgTest("stopprivate across nodes tells the peer as one server does; a new ask as
 });
 
 pgTest("a block across nodes ends the private session: both told, on both nodes", async () => {
-  await using nodes = await twoNodes();
+  await using nodes = await yodaAndHans();
   const { yoda, hans } = nodes;
   const ticketId = await privately(nodes);
   assert.deepEqual((await yoda.cmd("block hans")).lines, ["hans is blocked"]);
@@ -172,7 +145,7 @@ pgTest("a block across nodes ends the private session: both told, on both nodes"
 });
 
 pgTest("a logout on one node ends its private sessions and requests on the other", async () => {
-  await using nodes = await twoNodes();
+  await using nodes = await yodaAndHans();
   const { one, yoda, hans } = nodes;
   const ticketId = await privately(nodes);
   const vader = await loggedIn(one, "vader", "sithlord", 8003);
@@ -193,7 +166,7 @@ pgTest("a logout on one node ends its private sessions and requests on the other
 });
 
 pgTest("a replacing login on the other node ends the private session", async () => {
-  await using nodes = await twoNodes({ duplicateLogin: "replace" });
+  await using nodes = await yodaAndHans({ duplicateLogin: "replace" });
   const { one, two, yoda, hans } = nodes;
   const ticketId = await privately(nodes);
   await loggedIn(one, "hans", "falcon", 8004);
@@ -213,7 +186,7 @@ pgTest("a replacing login on the other node ends the private session", async () 
 });
 
 pgTest("a lost node's users' private sessions end on the other nodes", async () => {
-  await using nodes = await twoNodes();
+  await using nodes = await yodaAndHans();
   const { one, yoda } = nodes;
   const ticketId = await privately(nodes);
   // As the liveness watcher proposes it (cluster_failures_test.ts kills a node for real).
@@ -230,7 +203,7 @@ pgTest("a lost node's users' private sessions end on the other nodes", async () 
 pgTest(
   "a block across nodes revokes the blocked user's file tickets as one server does",
   async () => {
-    await using nodes = await twoNodes();
+    await using nodes = await yodaAndHans();
     const { one, two, yoda, hans } = nodes;
     const ticketOf = async (client: TestClient, line: string) => {
       const reply = await client.cmd(line);

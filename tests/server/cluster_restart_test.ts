@@ -10,16 +10,16 @@ import postgres from "postgres";
 import { listNodes, NODE_LOCK_SPACE } from "../../lib/server/cluster/liveness.ts";
 import { UNAVAILABLE } from "../../lib/server/cluster/sequencer.ts";
 import { LOST_PLACE } from "../../lib/server/roster.ts";
-import { type ClusterTestServer, startClusterServer } from "../../testing/cluster_fixture.ts";
+import {
+  type ClusterTestServer,
+  startClusterServer,
+  twoNodes,
+} from "../../testing/cluster_fixture.ts";
 import { eventually } from "../../testing/eventually.ts";
-import { postgresTests, sharedPostgres, startPostgres } from "../../testing/postgres.ts";
+import { postgresTest, sharedPostgres, startPostgres } from "../../testing/postgres.ts";
 import { loggedIn, type TestClient } from "../../testing/server_fixture.ts";
 
-const PG = postgresTests("cluster restart tests");
-
-function pgTest(name: string, fn: () => Promise<void>): void {
-  Deno.test({ name, ignore: PG.ignore, fn });
-}
+const pgTest = postgresTest("cluster restart tests");
 
 const CONFIG = { commandBurst: 100 };
 
@@ -27,23 +27,14 @@ const CONFIG = { commandBurst: 100 };
 const LOST_LINE = (LOST_PLACE as { text: string }).text;
 
 /** Two nodes on the database at `url` (a fresh one if not given), and a pool, closed together. */
-async function twoNodes(url?: string) {
-  url ??= await (await sharedPostgres()).createDatabase();
-  const sql = postgres(url, { max: 2, onnotice: () => {} });
-  const started: ClusterTestServer[] = [];
+async function nodesAndPool(url?: string) {
+  const nodes = await twoNodes({}, url);
+  const sql = postgres(nodes.url, { max: 2, onnotice: () => {} });
   const close = async () => {
-    for (const node of started.reverse()) await node.close();
+    await nodes.close();
     await sql.end({ timeout: 5 });
   };
-  try {
-    started.push(await startClusterServer(url, "node-1", CONFIG));
-    started.push(await startClusterServer(url, "node-2", CONFIG));
-  } catch (error) {
-    await close();
-    throw error;
-  }
-  const [one, two] = started as [ClusterTestServer, ClusterTestServer];
-  return { url, sql, one, two, [Symbol.asyncDispose]: close };
+  return Object.assign(nodes, { sql, close, [Symbol.asyncDispose]: close });
 }
 
 /** Lets nodes' lost leases try again until each holds its lease. */
@@ -88,7 +79,7 @@ pgTest(
   "PostgreSQL restarting mid-session logs nobody out, and the cluster works on after it",
   async () => {
     await using pg = await startPostgres();
-    await using nodes = await twoNodes(pg.url);
+    await using nodes = await nodesAndPool(pg.url);
     const { one, two, sql } = nodes;
     const yoda = await loggedIn(one, "yoda", "jedi", 8001);
     const hans = await loggedIn(two, "hans", "falcon", 8002);
@@ -176,7 +167,7 @@ pgTest("a node restarted at once under its id logs out what its previous run lef
 pgTest(
   "a node reported lost while alive ends its sessions with a line, then takes new logins",
   async () => {
-    await using nodes = await twoNodes();
+    await using nodes = await nodesAndPool();
     const { one, two } = nodes;
     const yoda = await loggedIn(one, "yoda", "jedi", 8001);
     const hans = await loggedIn(two, "hans", "falcon", 8002);
@@ -204,7 +195,7 @@ pgTest(
 pgTest(
   "a node whose lease comes back to find its row gone logs its own users out and registers anew",
   async () => {
-    await using nodes = await twoNodes();
+    await using nodes = await nodesAndPool();
     const { one, two, sql } = nodes;
     const yoda = await loggedIn(one, "yoda", "jedi", 8001);
     const hans = await loggedIn(two, "hans", "falcon", 8002);

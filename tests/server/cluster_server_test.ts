@@ -11,10 +11,10 @@ import type { Reply } from "../../lib/client/server_link.ts";
 import { decide } from "../../lib/server/cluster/proposals.ts";
 import { BLOCKED_MESSAGE } from "../../lib/server/relations.ts";
 import { memoryStorage } from "../../lib/server/store/journal.ts";
-import { type ClusterTestServer, startClusterServer } from "../../testing/cluster_fixture.ts";
+import { type ClusterTestServer, yodaAndHans } from "../../testing/cluster_fixture.ts";
 import { eventually } from "../../testing/eventually.ts";
-import { postgresTests, sharedPostgres } from "../../testing/postgres.ts";
-import { loggedIn, type TestClient } from "../../testing/server_fixture.ts";
+import { postgresTest } from "../../testing/postgres.ts";
+import { type TestClient } from "../../testing/server_fixture.ts";
 import { testStore } from "../../testing/store_fixture.ts";
 
 Deno.test("decide() refuses an offline message from a sender the recipient has blocked", async () => {
@@ -33,41 +33,7 @@ Deno.test("decide() refuses an offline message from a sender the recipient has b
   assert.equal(decide(node.store, mail).outcome.ok, true);
 });
 
-const PG = postgresTests("cluster server tests");
-
-function pgTest(name: string, fn: () => Promise<void>): void {
-  Deno.test({ name, ignore: PG.ignore, fn });
-}
-
-/** Two nodes on a fresh database, with yoda logged in on the first and hans on the second. */
-async function twoNodes(overrides: Parameters<typeof startClusterServer>[2] = {}) {
-  const url = await (await sharedPostgres()).createDatabase();
-  const config = { commandBurst: 100, ...overrides };
-  const one = await startClusterServer(url, "node-1", config);
-  let two: ClusterTestServer;
-  try {
-    two = await startClusterServer(url, "node-2", config);
-  } catch (error) {
-    await one.close();
-    throw error;
-  }
-  const close = async () => {
-    await two.close();
-    await one.close();
-  };
-  try {
-    return {
-      one,
-      two,
-      yoda: await loggedIn(one, "yoda", "jedi"),
-      hans: await loggedIn(two, "hans", "falcon"),
-      [Symbol.asyncDispose]: close,
-    };
-  } catch (error) {
-    await close();
-    throw error;
-  }
-}
+const pgTest = postgresTest("cluster server tests");
 
 /** messagelog.txt once both nodes have written the same `lines` lines. */
 async function sameLog(
@@ -94,7 +60,7 @@ const EVERYTHING = "RDM 23 Feb 2021 14:59:59";
 pgTest(
   "MSGs on two nodes at once get contiguous numbers, and both nodes show one board",
   async () => {
-    await using nodes = await twoNodes();
+    await using nodes = await yodaAndHans();
     const COUNT = 8;
     const post = (client: TestClient, author: string) =>
       Promise.all(Array.from({ length: COUNT }, (_, i) => client.cmd(`MSG ${author} ${i}`)));
@@ -126,7 +92,7 @@ pgTest(
 );
 
 pgTest("hans's DLT on one node racing yoda's MSG on the other ends the same on both", async () => {
-  await using nodes = await twoNodes();
+  await using nodes = await yodaAndHans();
   const ROUNDS = 4;
   for (let round = 0; round < ROUNDS; round++) {
     const old = postedAs(await nodes.hans.cmd(`MSG old ${round}`));
@@ -165,7 +131,7 @@ pgTest("hans's DLT on one node racing yoda's MSG on the other ends the same on b
 });
 
 pgTest("offline messages stored from two nodes count toward one mailbox limit", async () => {
-  await using nodes = await twoNodes({ mailboxLimit: 3, mailboxPerSender: 2 });
+  await using nodes = await yodaAndHans({ mailboxLimit: 3, mailboxPerSender: 2 });
   const stored = ["vader is offline; the message will be delivered when they log in."];
   assert.deepEqual((await nodes.yoda.cmd("message vader one")).lines, stored);
   assert.deepEqual((await nodes.yoda.cmd("message vader two")).lines, stored);
@@ -187,7 +153,7 @@ pgTest("offline messages stored from two nodes count toward one mailbox limit", 
 });
 
 pgTest("a block made on one node holds on the other once its reply has come", async () => {
-  await using nodes = await twoNodes();
+  await using nodes = await yodaAndHans();
   for (let round = 0; round < 3; round++) {
     assert.deepEqual((await nodes.yoda.cmd("block hans")).lines, ["hans is blocked"]);
     // yoda is on the other node: the block is checked as the cluster decides the message.

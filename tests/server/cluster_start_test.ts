@@ -36,13 +36,9 @@ import {
 } from "../../lib/server/store/postgres.ts";
 import { FakeClock } from "../../lib/shared/clock.ts";
 import { eventually } from "../../testing/eventually.ts";
-import { postgresTests, sharedPostgres } from "../../testing/postgres.ts";
+import { postgresTest, sharedPostgres } from "../../testing/postgres.ts";
 
-const PG = postgresTests("Cluster start and pruning tests");
-
-function test(name: string, fn: () => Promise<void>): void {
-  Deno.test({ name, ignore: PG.ignore, fn });
-}
+const test = postgresTest("Cluster start and pruning tests");
 
 /** A fresh database with the layout; a pool on it; storages and leases, all closed at the end. */
 async function cluster() {

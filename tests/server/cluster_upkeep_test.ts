@@ -24,15 +24,11 @@ import {
   startClusterServer,
 } from "../../testing/cluster_fixture.ts";
 import { eventually } from "../../testing/eventually.ts";
-import { postgresTests, sharedPostgres } from "../../testing/postgres.ts";
+import { postgresTest, sharedPostgres } from "../../testing/postgres.ts";
 import { loggedIn, type TestClient } from "../../testing/server_fixture.ts";
 import { testStore } from "../../testing/store_fixture.ts";
 
-const PG = postgresTests("cluster upkeep tests");
-
-function pgTest(name: string, fn: () => Promise<void>): void {
-  Deno.test({ name, ignore: PG.ignore, fn });
-}
+const pgTest = postgresTest("cluster upkeep tests");
 
 /** Small values, so that a handful of entries makes a checkpoint due. */
 const UPKEEP = { intervalMs: 1_000, checkpointEntries: 5, checkpointAfterMs: 3_600_000 };

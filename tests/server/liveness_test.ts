@@ -22,12 +22,9 @@ import {
 import { MemoryLogger } from "../../lib/shared/logger.ts";
 import { startLeaseHolder } from "../../testing/cluster_node.ts";
 import { eventually } from "../../testing/eventually.ts";
-import { postgresTests, sharedPostgres, startPostgres } from "../../testing/postgres.ts";
+import { postgresTest, sharedPostgres, startPostgres } from "../../testing/postgres.ts";
 
-const PG = postgresTests("Node liveness tests");
-
-const test = (title: string, fn: () => Promise<void>) =>
-  Deno.test({ name: title, ignore: PG.ignore, fn });
+const test = postgresTest("Node liveness tests");
 
 /** A fresh database with the nodes table, a pool on it, and everything made from it closed. */
 async function cluster() {

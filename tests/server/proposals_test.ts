@@ -21,7 +21,7 @@ import { openPostgresStorage } from "../../lib/server/store/postgres.ts";
 import { FakeClock } from "../../lib/shared/clock.ts";
 import { formatTimestamp } from "../../lib/shared/timestamp.ts";
 import { eventually } from "../../testing/eventually.ts";
-import { postgresTests, sharedPostgres } from "../../testing/postgres.ts";
+import { postgresTest, sharedPostgres } from "../../testing/postgres.ts";
 import { type TestStore, testStore } from "../../testing/store_fixture.ts";
 
 const CONFIG = { keepBoard: true, mailboxLimit: 5, mailboxPerSender: 3 };
@@ -274,11 +274,7 @@ Deno.test("decide() blocks and unblocks, saying whether anything changed", async
 
 // ---- Two nodes on one PostgreSQL database ----
 
-const PG = postgresTests("Sequencer tests");
-
-function pgTest(name: string, fn: () => Promise<void>): void {
-  Deno.test({ name, ignore: PG.ignore, fn });
-}
+const pgTest = postgresTest("Sequencer tests");
 
 type Node = TestStore & { sequencer: Sequencer };
 
