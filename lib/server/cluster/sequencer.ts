@@ -16,8 +16,9 @@
  * A listener (`onDecided`) hears every decided proposal with its outcome, on every node: what a
  * node does for its own sessions (cluster/local_effects.ts).
  *
- * Not yet: writing what proposals decide to the state tables (a node starting with loadAtSeq would
- * miss it).
+ * What proposals decide lives in every node's memory and in the log, not in the state tables: a
+ * starting node loads the newest checkpoint (checkpoint.ts, written by upkeep.ts) and replays the
+ * log after it.
  *
  * @module
  */
