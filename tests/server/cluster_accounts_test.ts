@@ -117,7 +117,7 @@ async function twoNodes() {
   try {
     const one = await start("node-1");
     const two = await start("node-2");
-    return Object.assign(nodes, { one, two, start });
+    return { ...nodes, one, two, start };
   } catch (error) {
     await nodes.close();
     throw error;

@@ -34,7 +34,7 @@ async function nodesAndPool(url?: string) {
     await nodes.close();
     await sql.end({ timeout: 5 });
   };
-  return Object.assign(nodes, { sql, close, [Symbol.asyncDispose]: close });
+  return { ...nodes, sql, close, [Symbol.asyncDispose]: close };
 }
 
 /** Lets nodes' lost leases try again until each holds its lease. */
