@@ -72,8 +72,12 @@ async function hashCredentials(path: string): Promise<number> {
   }
 }
 
-/** Warns when the credentials file holds clear-text passwords that others may read. */
-async function warnIfExposed(path: string, text: string, logger: Logger): Promise<void> {
+/**
+ * Warns when the credentials file is missing, or holds clear-text passwords that others may read.
+ */
+async function checkCredentials(files: DiskFiles, path: string, logger: Logger): Promise<void> {
+  const text = await files.read(path);
+  if (text === undefined) return logger.warn(`${path} not found: no accounts until it exists`);
   const mode = await Deno.stat(path).then((info) => info.mode, () => null);
   const warning = mode === null ? undefined : exposureWarning(path, mode, text);
   if (warning) logger.warn(warning);
@@ -179,12 +183,9 @@ async function main(): Promise<number> {
     return 1;
   }
   const files = new DiskFiles();
-  const credentials = await files.read(args.credentials);
-  if (credentials === undefined) {
-    logger.warn(`${args.credentials} not found: no accounts until it exists`);
-  } else {
-    await warnIfExposed(args.credentials, credentials, logger);
-  }
+  // A cluster node's file is rewritten at start as a copy of the cluster's accounts, hashed (its
+  // accounts the cluster lacks are added first): neither warning would be true of it.
+  if (args.database === undefined) await checkCredentials(files, args.credentials, logger);
   const state = await openState(args, logger);
   if (typeof state === "string") {
     console.error(state);
