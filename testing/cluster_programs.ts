@@ -21,6 +21,8 @@ export function clusterTest(name: string, ms: number, fn: () => Promise<void>): 
 
 /** Running nodes of one cluster and the clients connected to them, all stopped when disposed. */
 export interface Cluster extends AsyncDisposable {
+  /** The database the nodes share. */
+  url: string;
   nodes: RunningServer[];
   /** Connects to node `index` (0-based); the client is closed when the cluster is disposed. */
   connect(index: number): Promise<RawClient>;
@@ -56,6 +58,7 @@ export async function startCluster(count: number, url?: string): Promise<Cluster
     throw failed.reason;
   }
   return {
+    url: database,
     nodes,
     async connect(index) {
       const client = await RawClient.connect(nodes[index]!.port);

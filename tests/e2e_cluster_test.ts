@@ -5,7 +5,9 @@
  * userlog.txt and messagelog.txt; a node killed with SIGKILL has its users logged out on the
  * others (presence notices, ATU) and they can log in again elsewhere; a DLT on one node racing MSGs
  * on the others leaves every node's board the same, numbered without gaps; a good password racing
- * the lockout on another node, a second login and offline mail are decided once for the cluster.
+ * the lockout on another node, a second login and offline mail are decided once for the cluster;
+ * the first node's credentials.txt seeds the cluster's accounts, and every node's file becomes a
+ * hashed copy of them.
  * A PostgreSQL restart under running nodes is e2e_cluster_restart_test.ts's. The in-process
  * cluster tests (tests/server/cluster_*_test.ts) cover each rule in detail; these prove the
  * programs do it. Each test's failsafe kills every process it started and removes every
@@ -26,7 +28,8 @@ import {
   usersOf,
 } from "../testing/cluster_programs.ts";
 import { eventually } from "../testing/eventually.ts";
-import { PASSWORDS } from "../testing/raw_client.ts";
+import { startServerProgram } from "../testing/programs.ts";
+import { loggedIn, PASSWORDS, SERVER_ARGS } from "../testing/raw_client.ts";
 
 clusterTest(
   "three chat-server processes are one system: broadcast, ATU, messages and the same logs",
@@ -298,5 +301,40 @@ clusterTest(
       "yoda: four",
     ]);
     assert.deepEqual(usersOf((await yoda.cmd("ATU")).lines), ["luke"]);
+  },
+);
+
+clusterTest(
+  "the first node's credentials.txt seeds the cluster; a node started without one gets it, hashed",
+  45_000,
+  async () => {
+    await using cluster = await startCluster(1);
+    const [first] = cluster.nodes;
+    // Its clear-text file is the cluster's now, written back hashed: no warning is true of it.
+    const hashed = (text: string) =>
+      text.trim().split("\n").every((line) => / scrypt\$/.test(line));
+    await eventually(
+      "node 1's credentials.txt hashed",
+      async () => hashed(await first!.read("credentials.txt")),
+    );
+    assert.doesNotMatch(first!.program.stderr, /clear-text|not found/);
+    await using second = await startServerProgram("", [
+      ...SERVER_ARGS,
+      "--database",
+      cluster.url,
+      "--node-id",
+      "node-2",
+      "--credentials",
+      "accounts.txt",
+    ]);
+    assert.doesNotMatch(second.program.stderr, /not found/);
+    using obiwan = await loggedIn(second.port, "obiwan");
+    assert.equal((await obiwan.cmd("whoelse")).ok, true);
+    const copied = await second.read("accounts.txt");
+    assert.ok(hashed(copied), copied);
+    assert.deepEqual(
+      copied.trim().split("\n").map((line) => line.split(" ")[0]).sort(),
+      Object.keys(PASSWORDS).sort(),
+    );
   },
 );
