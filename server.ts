@@ -225,6 +225,7 @@ async function main(): Promise<number> {
       port: args.port,
       signal: controller.signal,
       ...(tls ? { tls: { cert: tls.cert, key: tls.key } } : {}),
+      proxyProtocol: args.proxyProtocol,
     });
   } catch (error) {
     const network = [

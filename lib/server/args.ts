@@ -31,6 +31,8 @@ export interface ServerArgs {
   tlsKey: string | undefined;
   /** Speak the plain protocol, without TLS. */
   noTls: boolean;
+  /** Every connection opens with a load balancer's PROXY protocol header (`--proxy-protocol`). */
+  proxyProtocol: boolean;
   /** The directory of toom.db and the server's other files; undefined = the current one. */
   dataDir: string | undefined;
   /** The board survives restarts. */
@@ -54,7 +56,8 @@ export const SERVER_USAGE =
   "[--block-duration S] [--timeout S] [--credentials FILE] [--allow-register] " +
   "[--max-connections N] [--max-pending-per-ip N] [--max-failures-per-ip N] " +
   "[--max-registrations-per-ip N] " +
-  "[--duplicate-login deny|replace] [--quiet] [--tls-cert FILE --tls-key FILE | --no-tls] " +
+  "[--duplicate-login deny|replace] [--quiet] " +
+  "[--tls-cert FILE --tls-key FILE | --no-tls [--proxy-protocol]] " +
   "[--data-dir DIR] [--keep-board] [--sync full|normal] [--database URL [--node-id ID]]";
 
 const SERVER_HELP = `${SERVER_USAGE}
@@ -95,6 +98,9 @@ Options:
                                ./toom-key.pem (made at the first start)
   --no-tls                     speak the plain protocol: passwords and peer-to-peer keys
                                cross the network in the clear (clients need --no-tls too)
+  --proxy-protocol             every connection opens with a PROXY protocol header (v1 or v2)
+                               from a load balancer that terminates TLS in front of the
+                               server; users' addresses are taken from it (needs --no-tls)
   --data-dir DIR               keep toom.db, the logs, the certificate and (unless
                                --credentials says otherwise) credentials.txt in DIR, made
                                if missing [the current directory]
@@ -148,6 +154,7 @@ export function parseServerArgs(argv: string[]): ServerArgs | HashCredentialsArg
         "tls-cert": { type: "string" },
         "tls-key": { type: "string" },
         "no-tls": { type: "boolean" },
+        "proxy-protocol": { type: "boolean" },
         "data-dir": { type: "string" },
         "keep-board": { type: "boolean" },
         sync: { type: "string" },
@@ -227,6 +234,12 @@ export function parseServerArgs(argv: string[]): ServerArgs | HashCredentialsArg
   if (values["no-tls"] && tlsCert !== undefined) {
     return usageExit(SERVER_USAGE, "--no-tls cannot be combined with --tls-cert and --tls-key");
   }
+  if (values["proxy-protocol"] && !values["no-tls"]) {
+    return usageExit(
+      SERVER_USAGE,
+      "--proxy-protocol needs --no-tls: the load balancer in front terminates TLS",
+    );
+  }
   return {
     port,
     maxFailures: Number(attemptsText),
@@ -244,6 +257,7 @@ export function parseServerArgs(argv: string[]): ServerArgs | HashCredentialsArg
     tlsCert,
     tlsKey,
     noTls: values["no-tls"] ?? false,
+    proxyProtocol: values["proxy-protocol"] ?? false,
     dataDir: values["data-dir"],
     keepBoard: values["keep-board"] ?? false,
     sync,

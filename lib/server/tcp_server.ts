@@ -7,6 +7,7 @@
  */
 import type { ChatServer } from "./chat_server.ts";
 import { tcpConnection } from "../shared/transport.ts";
+import { acceptProxied } from "./proxy_protocol.ts";
 import type { Logger } from "../shared/logger.ts";
 
 /** A running listener. */
@@ -35,6 +36,11 @@ export interface ServeOptions {
   handshakeTimeoutMs?: number;
   /** How long to stop accepting after an accept failed (default 250 ms). */
   acceptBackoffMs?: number;
+  /**
+   * Every connection opens with a PROXY protocol header from a load balancer, naming the client's
+   * address (proxy_protocol.ts; plain TCP only). It must arrive within the handshake timeout.
+   */
+  proxyProtocol?: boolean;
 }
 
 const HANDSHAKE_TIMEOUT_MS = 10_000;
@@ -64,7 +70,7 @@ export async function serveTcp(server: ChatServer, options: ServeOptions): Promi
   // a scanner must not flood the log, and a problem late in a long run must still show.
   let lastLogged = -Infinity;
   let unlogged = 0;
-  const handshakeFailed = (conn: Deno.Conn, error: unknown) => {
+  const openingFailed = (conn: Deno.Conn, what: (from: string) => string) => {
     const now = server.clock.now();
     if (now - lastLogged < HANDSHAKE_LOG_INTERVAL_MS) {
       unlogged++;
@@ -72,13 +78,24 @@ export async function serveTcp(server: ChatServer, options: ServeOptions): Promi
     }
     const from = conn.remoteAddr as Deno.NetAddr;
     const more = unlogged > 0 ? ` (${unlogged} more since the last one logged)` : "";
-    server.config.logger.warn(
-      `TLS handshake with ${from.hostname}:${from.port} failed (${errorText(error)}); ` +
-        `a client started with --no-tls cannot talk to a TLS server${more}`,
-    );
+    server.config.logger.warn(`${what(`${from.hostname}:${from.port}`)}${more}`);
     lastLogged = now;
     unlogged = 0;
   };
+  const handshakeFailed = (conn: Deno.Conn, error: unknown) =>
+    openingFailed(
+      conn,
+      (from) =>
+        `TLS handshake with ${from} failed (${errorText(error)}); ` +
+        `a client started with --no-tls cannot talk to a TLS server`,
+    );
+  const proxyFailed = (conn: Deno.Conn, error: unknown) =>
+    openingFailed(
+      conn,
+      (from) =>
+        `Closed a connection from ${from}: ${errorText(error)} (--proxy-protocol: only the ` +
+        `load balancer may connect)`,
+    );
   const handshakeMs = options.handshakeTimeoutMs ?? HANDSHAKE_TIMEOUT_MS;
   const finished = (async () => {
     try {
@@ -90,6 +107,12 @@ export async function serveTcp(server: ChatServer, options: ServeOptions): Promi
             void handshake(conn as Deno.TlsConn, handshakeMs).then(
               () => server.handle(tcpConnection(conn)),
               (error) => handshakeFailed(conn, error),
+            )
+          : options.proxyProtocol
+          ? (conn) =>
+            void acceptProxied(tcpConnection(conn), handshakeMs).then(
+              (proxied) => server.handle(proxied),
+              (error) => proxyFailed(conn, error),
             )
           : (conn) => void server.handle(tcpConnection(conn)),
         ...(options.acceptBackoffMs !== undefined ? { backoffMs: options.acceptBackoffMs } : {}),
@@ -108,11 +131,20 @@ export interface Acceptor {
   close(): void;
 }
 
+/** Accept errors that concern one connection, gone before it was accepted, not the listener. */
+const GONE_BEFORE_ACCEPT = [
+  Deno.errors.NotConnected,
+  Deno.errors.ConnectionReset,
+  Deno.errors.ConnectionAborted,
+];
+
 /**
  * Accepts connections until `signal` aborts (which closes the listener), handing each to
- * `onConnection`. An accept that fails (EMFILE "Too many open files", ENFILE, a connection reset
- * before it was accepted) pauses accepting for `backoffMs` and goes on; it is logged once per run
- * of failures, not once per failure, and the end of the run is logged too.
+ * `onConnection`. An accept that fails for want of resources (EMFILE "Too many open files",
+ * ENFILE) pauses accepting for `backoffMs` and goes on; it is logged once per run of failures, not
+ * once per failure, and the end of the run is logged too. One that failed because its connection
+ * was gone before it was accepted (reset, aborted, not connected: a balancer's health check) is
+ * passed over at once, unlogged.
  */
 export async function acceptLoop(
   listener: Acceptor,
@@ -144,6 +176,9 @@ export async function acceptLoop(
         conn = await listener.accept();
       } catch (error) {
         if (signal.aborted) break;
+        // That one connection was gone before it was accepted (a balancer's health check
+        // connects and resets): nothing is wrong with accepting, so nothing pauses or is logged.
+        if (GONE_BEFORE_ACCEPT.some((kind) => error instanceof kind)) continue;
         if (failures++ === 0) {
           logger.warn(
             `Cannot accept connections (${errorText(error)}); pausing and retrying until it works`,

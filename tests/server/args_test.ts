@@ -48,6 +48,7 @@ const SERVER_DEFAULTS: ServerArgs = {
   tlsCert: undefined,
   tlsKey: undefined,
   noTls: false,
+  proxyProtocol: false,
   dataDir: undefined,
   keepBoard: false,
   sync: "full",
@@ -111,6 +112,7 @@ Deno.test("parseServerArgs() reads every option", () => {
       tlsCert: undefined,
       tlsKey: undefined,
       noTls: false,
+      proxyProtocol: false,
       dataDir: "/var/lib/toom",
       keepBoard: true,
       sync: "normal",
@@ -158,6 +160,15 @@ Deno.test("parseServerArgs() reads --tls-cert with --tls-key, and --no-tls", () 
   assert.deepEqual([real.tlsCert, real.tlsKey, real.noTls], ["/etc/toom/cert.pem", "k.pem", false]);
   const plain = serverArgs(["5000", "3", "--no-tls"]);
   assert.deepEqual([plain.tlsCert, plain.tlsKey, plain.noTls], [undefined, undefined, true]);
+  assert.equal(plain.proxyProtocol, false);
+  assert.equal(serverArgs(["5000", "3", "--no-tls", "--proxy-protocol"]).proxyProtocol, true);
+});
+
+Deno.test("parseServerArgs() says --proxy-protocol needs --no-tls", () => {
+  assert.equal(
+    exited(parseServerArgs(["5000", "3", "--proxy-protocol"])).stderr,
+    `--proxy-protocol needs --no-tls: the load balancer in front terminates TLS\n${SERVER_USAGE}\n`,
+  );
 });
 
 Deno.test("parseServerArgs() says --tls-cert and --tls-key go together", () => {
@@ -171,7 +182,15 @@ Deno.test("parseServerArgs() says --tls-cert and --tls-key go together", () => {
 
 Deno.test("parseServerArgs() lists the TLS options in its help", () => {
   const help = exited(parseServerArgs(["--help"])).stdout!;
-  for (const option of ["--tls-cert FILE", "--tls-key FILE", "--no-tls", "toom-cert.pem"]) {
+  for (
+    const option of [
+      "--tls-cert FILE",
+      "--tls-key FILE",
+      "--no-tls",
+      "toom-cert.pem",
+      "--proxy-protocol",
+    ]
+  ) {
     assert.ok(help.includes(option), option);
   }
 });

@@ -140,6 +140,32 @@ Deno.test("acceptLoop() goes on after accept failures such as EMFILE, saying so 
   assert.equal(listener.accepts, 5);
 });
 
+Deno.test("acceptLoop() passes over connections gone before they were accepted, unlogged", async () => {
+  const fake = { close() {} } as unknown as Deno.Conn;
+  const gone = [
+    new Deno.errors.NotConnected("Transport endpoint is not connected (os error 107)"),
+    new Deno.errors.ConnectionReset("Connection reset by peer (os error 104)"),
+    new Deno.errors.ConnectionAborted("Software caused connection abort (os error 103)"),
+  ];
+  const listener = new FailingAcceptor(gone, [fake]);
+  const logger = new MemoryLogger();
+  const controller = new AbortController();
+  let onAccept!: () => void;
+  const acceptedOne = new Promise<void>((resolve) => onAccept = resolve);
+  // A pause would take a minute: the test would time out.
+  const loop = acceptLoop(listener, {
+    signal: controller.signal,
+    logger,
+    backoffMs: 60_000,
+    onConnection: () => onAccept(),
+  });
+  await acceptedOne;
+  assert.deepEqual(logger.warnings, []);
+  assert.equal(listener.accepts, 5, "three gone, one accepted, and the next awaited");
+  controller.abort();
+  await loop;
+});
+
 Deno.test("acceptLoop() ends at once when aborted while pausing after a failure", async () => {
   const listener = new FailingAcceptor(Array.from({ length: 100 }, EMFILE));
   const logger = new MemoryLogger();
