@@ -24,7 +24,7 @@ import { redactUrl } from "../store/postgres.ts";
 import { upgradeLayout } from "../store/pg_schema.ts";
 import type { Store } from "../store/store.ts";
 import { loadForReplica } from "./checkpoint.ts";
-import { NodeLease, SYSTEM_TICK_CLOCK, type TickClock } from "./liveness.ts";
+import { CONNECT_TIMEOUT_S, NodeLease, SYSTEM_TICK_CLOCK, type TickClock } from "./liveness.ts";
 import { LivenessWatcher } from "./liveness_watcher.ts";
 import { PostgresBus } from "./postgres_bus.ts";
 import type { Accepted, Outcome, Proposal } from "./proposals.ts";
@@ -109,7 +109,12 @@ export interface ClusterNode extends Cluster, AsyncDisposable {
  */
 export async function openCluster(url: string, options: ClusterOptions): Promise<ClusterNode> {
   const { node, clock, logger } = options;
-  const sql = postgres(url, { max: 4, fetch_types: false, onnotice: () => {} });
+  const sql = postgres(url, {
+    max: 4,
+    fetch_types: false,
+    connect_timeout: CONNECT_TIMEOUT_S,
+    onnotice: () => {},
+  });
   let lease: NodeLease | undefined;
   let bus: PostgresBus | undefined;
   const hooks: Hooks = {};

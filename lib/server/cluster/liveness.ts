@@ -13,6 +13,12 @@ import postgres from "postgres";
 import type { Logger } from "../../shared/logger.ts";
 import { upgradeLayout } from "../store/pg_schema.ts";
 
+/**
+ * How long (seconds) each of a node's connections to the database waits to reach it: a database
+ * gone silent is tried again soon, not after the client's default 30 s.
+ */
+export const CONNECT_TIMEOUT_S = 5;
+
 /** The first key of every node lock (the two-key form of pg_advisory_lock): "toom" in ASCII. */
 export const NODE_LOCK_SPACE = 0x746f6f6d;
 
@@ -124,6 +130,7 @@ async function register(
   let closedEarly = false;
   const sql = postgres(url, {
     max: 1,
+    connect_timeout: CONNECT_TIMEOUT_S,
     // The lock lives as long as this connection, so it must never be retired or idle out.
     max_lifetime: null,
     idle_timeout: 0,

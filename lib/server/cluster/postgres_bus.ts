@@ -17,6 +17,7 @@ import {
   type SubscribeOptions,
   type Unsubscribe,
 } from "./bus.ts";
+import { CONNECT_TIMEOUT_S } from "./liveness.ts";
 
 /** A connection pool, or a transaction of one: anything that runs a query. */
 export type Queryable = postgres.Sql | postgres.TransactionSql;
@@ -80,7 +81,7 @@ export class PostgresBus implements Bus {
 
   /** A bus with its own small pool on the database at `url`; `close()` ends the pool. */
   static connect(url: string, options: PostgresBusOptions = {}): PostgresBus {
-    const sql = postgres(url, { max: 2, onnotice: () => {} });
+    const sql = postgres(url, { max: 2, connect_timeout: CONNECT_TIMEOUT_S, onnotice: () => {} });
     return new PostgresBus(sql, { ...options, owned: true });
   }
 
