@@ -11,7 +11,7 @@
  */
 import assert from "node:assert/strict";
 import postgres from "postgres";
-import { UNAVAILABLE } from "../lib/server/cluster/sequencer.ts";
+import { UNAVAILABLE } from "../lib/shared/errors.ts";
 import {
   clusterTest,
   heard,
@@ -88,7 +88,9 @@ clusterTest(
       }
       for (const [client, line] of [[yoda, "MSG while down"], [hans, "MSG also down"]] as const) {
         const reply = await client.cmd(line);
-        assert.deepEqual([reply.ok, reply.code, reply.lines], [false, "failed", [UNAVAILABLE]]);
+        assert.deepEqual([reply.ok, reply.code, reply.lines], [false, "unavailable", [
+          UNAVAILABLE,
+        ]]);
       }
       // The connections stay, and what the node's replica answers still works.
       assert.deepEqual((await hans.cmd("whoelse")).lines, ["yoda"]);

@@ -188,7 +188,9 @@ async function logIn(
       if (reply.code === "locked" || reply.code === "blocked") return EXIT_FAILURE;
       // A wrong password, or one the server could not check just now: ask for it again.
       if (["bad-password", "usage", "busy", "throttled"].includes(reply.code ?? "")) continue;
-      break; // already-online or a lost registration race: ask for the username again
+      // already-online, a lost registration race, or the server's store away just now
+      // (unavailable): ask for the username again.
+      break;
     }
   }
 }

@@ -75,7 +75,14 @@ export const GIVE_UP = "Could not reconnect to the server; giving up.";
 const DEFAULT_RECONNECT_MS = 120_000;
 const ATTEMPT_TIMEOUT_MS = 10_000;
 /** Refusals that do not end reconnecting: a later attempt may be let in (any other ends it). */
-const RETRY_CODES = new Set(["already-online", "rate-limited", "not-allowed", "busy", "throttled"]);
+const RETRY_CODES = new Set([
+  "already-online",
+  "rate-limited",
+  "not-allowed",
+  "busy",
+  "throttled",
+  "unavailable",
+]);
 
 /**
  * Thrown by `ReconnectingLink.request` when the connection was lost after the request was sent

@@ -3,7 +3,7 @@
  * after repeated failures, and `passwd` for a logged-in user. It answers each frame; a login that
  * succeeds is handed to the roster by the server core.
  */
-import { CommandError } from "../shared/errors.ts";
+import { CommandError, UnavailableError } from "../shared/errors.ts";
 import type { Logger } from "../shared/logger.ts";
 import { type AccountStore, WrongPasswordError } from "./accounts.ts";
 import { accepted, type Cluster } from "./cluster/cluster.ts";
@@ -12,7 +12,7 @@ import { ServerBusyError } from "./hash_pool.ts";
 import type { FailureOutcome, LoginGuard } from "./lockout.ts";
 import type { Store } from "./store/store.ts";
 import { lookAlikeProblem } from "./names.ts";
-import { type Answer, refusal } from "./replies.ts";
+import { type Answer, refusal, refused } from "./replies.ts";
 import type { Session } from "./session.ts";
 import { addressKey, type AddressThrottle } from "./throttle.ts";
 
@@ -115,6 +115,7 @@ export class Login {
         if (error instanceof ServerBusyError) return answer(refusal("busy", error.message));
         if (!(error instanceof CommandError)) throw error;
         session.stage = "username";
+        if (error instanceof UnavailableError) return answer(refused(error));
         return answer(refusal("unknown-user", `${error.message}.`));
       }
       this.logger.info(`New account created: ${user}`);
@@ -192,13 +193,13 @@ export class Login {
             true,
           );
         }
-        return answer(refusal("failed", error.message));
+        return answer(refused(error));
       }
       // Busy, or the file could not be written: the old password was not found wrong.
       this.options.failures?.refund(from);
       if (error instanceof ServerBusyError) return answer(refusal("busy", error.message));
       if (!(error instanceof CommandError)) throw error;
-      return answer(refusal("failed", error.message));
+      return answer(refused(error));
     }
     this.options.failures?.refund(from);
     // The password is changed already: a reset the cluster could not take is only logged.
@@ -244,7 +245,7 @@ export class Login {
       return await count();
     } catch (error) {
       if (!(error instanceof CommandError)) throw error;
-      return refusal("failed", error.message);
+      return refused(error);
     }
   }
 

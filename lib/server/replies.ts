@@ -4,7 +4,7 @@
  * decides when events travel (after the reply that caused them, or at once for what happens
  * outside any command).
  */
-import { CommandError, UsageError } from "../shared/errors.ts";
+import { CommandError, UnavailableError, UsageError } from "../shared/errors.ts";
 import { encodeFrameText } from "../shared/framing.ts";
 import type { Logger } from "../shared/logger.ts";
 import {
@@ -31,13 +31,18 @@ export function refusal(code: ReplyCode, line: string): Answer {
   return { ok: false, lines: [line], code };
 }
 
+/** The answer to a command refused with `error`: `unavailable` if the store was away, else `failed`. */
+export function refused(error: CommandError): Answer {
+  return refusal(error instanceof UnavailableError ? "unavailable" : "failed", error.message);
+}
+
 /**
  * The answer to command `command` of `user` that failed with `error`: its message when it is one
  * for the user (a usage or command error), otherwise a generic one, with the error logged.
  */
 export function failure(command: string, user: string, error: unknown, logger: Logger): Answer {
   if (error instanceof UsageError) return refusal("usage", error.message);
-  if (error instanceof CommandError) return refusal("failed", error.message);
+  if (error instanceof CommandError) return refused(error);
   logger.warn(`Command "${command}" from ${user} failed: ${String(error)}`);
   return refusal("failed", `Error. ${command} failed on the server.`);
 }

@@ -10,13 +10,12 @@
 import { setImmediate } from "node:timers";
 import type { Cluster } from "./cluster/cluster.ts";
 import type { Proposal } from "./cluster/proposals.ts";
-import { UNAVAILABLE } from "./cluster/sequencer.ts";
 import type { Clock } from "../shared/clock.ts";
-import { CommandError } from "../shared/errors.ts";
+import { CommandError, UnavailableError } from "../shared/errors.ts";
 import type { Logger } from "../shared/logger.ts";
 import type { Presence, ServerEvent, ServerFrame } from "../shared/protocol.ts";
 import type { StoredMessage } from "./mailbox.ts";
-import { type Answer, type Notify, refusal } from "./replies.ts";
+import { type Answer, type Notify, refusal, refused } from "./replies.ts";
 import type { Session } from "./session.ts";
 import type { Store } from "./store/store.ts";
 
@@ -156,7 +155,7 @@ export class Roster {
       });
     } catch (error) {
       session.stage = "username";
-      if (error instanceof CommandError) return refusal("failed", error.message);
+      if (error instanceof CommandError) return refused(error);
       throw error;
     }
     if (!outcome.ok) {
@@ -168,7 +167,7 @@ export class Roster {
       // was reported lost (its handed mail went back then; putting it back again changes nothing).
       void this.#settle(cluster, user, outcome.messages, false);
       session.stage = "username";
-      return refusal("failed", UNAVAILABLE);
+      return refused(new UnavailableError());
     }
     if (session.ending) {
       // The connection closed while the login was decided: it leaves again at once.

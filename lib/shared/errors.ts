@@ -18,3 +18,18 @@ export class CommandError extends Error {
     this.name = "CommandError";
   }
 }
+
+/** What a user is told when the store cannot be reached (cluster mode: the shared database). */
+export const UNAVAILABLE = "Service unavailable, try again";
+
+/**
+ * The command could not be carried out because the store it needs cannot be reached just now;
+ * nothing was changed, and the same command may well work a moment later (reply code
+ * `unavailable`).
+ */
+export class UnavailableError extends CommandError {
+  constructor() {
+    super(UNAVAILABLE);
+    this.name = "UnavailableError";
+  }
+}

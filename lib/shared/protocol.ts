@@ -52,7 +52,8 @@ export type ReplyCode =
   | "not-allowed"
   | "rate-limited"
   | "throttled"
-  | "busy";
+  | "busy"
+  | "unavailable";
 
 /** A presence change: `<user> logged in` or `<user> logged out`. */
 export type Presence = "logged in" | "logged out";

@@ -408,6 +408,68 @@ Deno.test("'already logged in' is retried until the server lets the old session 
   assert.ok(!terminal.output.some((line) => line.startsWith("Could not log in again")));
 });
 
+/** A server whose store is away: it refuses every password with `unavailable` and hangs up. */
+async function unavailable(conn: Connection): Promise<void> {
+  const writer = conn.writable.getWriter();
+  const send = (frame: object) =>
+    writer.write(new TextEncoder().encode(JSON.stringify(frame) + "\n"));
+  const decoder = new FrameDecoder();
+  const reader = conn.readable.getReader();
+  try {
+    while (true) {
+      const { value, done } = await reader.read();
+      if (done) return;
+      for (const text of decoder.push(value)) {
+        const frame = JSON.parse(text);
+        if (frame.t === "hello") await send({ t: "hello", v: 1, server: "fake" });
+        if (frame.t === "user") await send({ t: "reply", id: frame.id, ok: true, lines: [] });
+        if (frame.t === "pass") {
+          const lines = ["Service unavailable, try again"];
+          await send({ t: "reply", id: frame.id, ok: false, code: "unavailable", lines });
+          return conn.close();
+        }
+      }
+    }
+  } catch {
+    // Closed under it.
+  } finally {
+    reader.releaseLock();
+    writer.releaseLock();
+  }
+}
+
+Deno.test("'Service unavailable' (a cluster's database away) is retried, not the end", async () => {
+  await using test = await startServer();
+  const relay = relayed(test);
+  const real = dialler(test);
+  let refusals = 0;
+  const dial = {
+    connect(): Promise<Connection> {
+      if (refusals >= 2) return real.connect();
+      refusals++;
+      const [clientEnd, serverEnd] = memoryPair();
+      void unavailable(serverEnd);
+      return Promise.resolve(clientEnd);
+    },
+  };
+  const terminal = new TypedTerminal(["yoda", "jedi"]);
+  const run = runClient({
+    conn: relay.clientEnd,
+    connect: dial.connect,
+    reconnect: QUICK,
+    terminal,
+    udpPort: 9000,
+  });
+  await terminal.until("Welcome to TOOM!");
+  relay.cutClientSide();
+  relay.cutServerSide();
+  await terminal.until("Reconnected to the server as yoda.");
+  assert.equal(refusals, 2);
+  terminal.type("OUT");
+  assert.equal(await exitOf(run), 0);
+  assert.ok(!terminal.output.some((line) => line.startsWith("Could not log in again")));
+});
+
 /** A server that lets anyone in, then hangs up on the first command without answering it. */
 async function hangUpOnFirstCommand(conn: Connection): Promise<void> {
   const writer = conn.writable.getWriter();

@@ -7,7 +7,7 @@
 import assert from "node:assert/strict";
 import postgres from "postgres";
 import { NODE_LOCK_SPACE } from "../../lib/server/cluster/liveness.ts";
-import { UNAVAILABLE } from "../../lib/server/cluster/sequencer.ts";
+import { UNAVAILABLE } from "../../lib/shared/errors.ts";
 import { twoNodes } from "../../testing/cluster_fixture.ts";
 import { eventually } from "../../testing/eventually.ts";
 import { postgresTest, startPostgres } from "../../testing/postgres.ts";
@@ -98,7 +98,7 @@ pgTest(
     await pg.restart(async () => {
       const reply = await yoda.cmd("MSG while down");
       assert.equal(reply.ok, false);
-      assert.equal(reply.code, "failed");
+      assert.equal(reply.code, "unavailable");
       assert.deepEqual(reply.lines, [UNAVAILABLE]);
       assert.equal(UNAVAILABLE, "Service unavailable, try again");
       // The connection stays: a command that needs no store still works.

@@ -8,7 +8,7 @@
 import assert from "node:assert/strict";
 import postgres from "postgres";
 import { listNodes, NODE_LOCK_SPACE } from "../../lib/server/cluster/liveness.ts";
-import { UNAVAILABLE } from "../../lib/server/cluster/sequencer.ts";
+import { UNAVAILABLE } from "../../lib/shared/errors.ts";
 import { LOST_PLACE } from "../../lib/server/roster.ts";
 import {
   type ClusterTestServer,
@@ -93,7 +93,9 @@ pgTest(
       );
       for (const [client, line] of [[yoda, "MSG while down"], [hans, "MSG also down"]] as const) {
         const reply = await client.cmd(line);
-        assert.deepEqual([reply.ok, reply.code, reply.lines], [false, "failed", [UNAVAILABLE]]);
+        assert.deepEqual([reply.ok, reply.code, reply.lines], [false, "unavailable", [
+          UNAVAILABLE,
+        ]]);
       }
       // The connections stay: what needs no store still works.
       assert.deepEqual((await hans.cmd("whoelse")).lines, ["yoda"]);

@@ -33,7 +33,7 @@ import {
 import { CommandError } from "../../shared/errors.ts";
 import type { ServerEvent } from "../../shared/protocol.ts";
 import type { PendingAsk } from "../broker.ts";
-import { type Answer, refusal } from "../replies.ts";
+import { type Answer, refusal, refused } from "../replies.ts";
 import type { Store } from "../store/store.ts";
 import type { Cluster } from "./cluster.ts";
 import type { OnlineEntry } from "./online_list.ts";
@@ -152,7 +152,7 @@ export async function answerAcross(
     return outcome.ok ? { ok: true, lines: [] } : refusal("failed", outcome.reason);
   } catch (error) {
     // The log could not take it (Service unavailable).
-    if (error instanceof CommandError) return refusal("failed", error.message);
+    if (error instanceof CommandError) return refused(error);
     throw error;
   }
 }

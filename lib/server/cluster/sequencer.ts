@@ -23,7 +23,7 @@
  * @module
  */
 import type postgres from "postgres";
-import { CommandError } from "../../shared/errors.ts";
+import { CommandError, UnavailableError } from "../../shared/errors.ts";
 import type { Logger } from "../../shared/logger.ts";
 import type { Change } from "../store/journal.ts";
 import { applyChange } from "../store/replica.ts";
@@ -38,9 +38,6 @@ import {
   type ProposalEntry,
   proposalOf,
 } from "./proposals.ts";
-
-/** What a proposer is told when the log cannot take its proposal. */
-export const UNAVAILABLE = "Service unavailable, try again";
 
 /** Options of a {@linkcode Sequencer}. */
 export interface SequencerOptions {
@@ -148,7 +145,7 @@ export class Sequencer {
 
   /**
    * Appends `proposal` to the log and resolves with the outcome this node decided once its tail
-   * applied it (and messagelog.txt followed). Rejects with a CommandError (UNAVAILABLE) if the
+   * applied it (and messagelog.txt followed). Rejects with an UnavailableError (`Service unavailable, try again`) if the
    * log could not take it; then no node decides it.
    */
   async propose<P extends Proposal>(proposal: P): Promise<Outcome<P["t"]>> {
@@ -159,7 +156,7 @@ export class Sequencer {
     try {
       seq = await this.#sql.begin((tx) => appendChanges(tx, this.#node, [entry]));
     } catch {
-      throw new CommandError(UNAVAILABLE);
+      throw new UnavailableError();
     } finally {
       this.#appending--;
     }
