@@ -1,9 +1,12 @@
 /**
  * Stores for tests: a Store (lib/server/store/store.ts) over memory files and a fake clock, on any
  * storage (memory, toom.db in a temporary directory, or a fresh database on the test file's
- * throwaway PostgreSQL server). All are disposable, so a failing test still closes every database
- * it opened and removes its directory.
+ * throwaway PostgreSQL server), and the durable ones as places a store can be closed and opened
+ * again on (a restart). All are disposable, so a failing test still closes every database it
+ * opened and removes its directory.
  */
+import { DatabaseSync } from "node:sqlite";
+import postgres from "postgres";
 import { MemoryFiles } from "../lib/server/files.ts";
 import { HashPool } from "../lib/server/hash_pool.ts";
 import { memoryStorage, type Storage } from "../lib/server/store/journal.ts";
@@ -11,7 +14,7 @@ import { openPostgresStorage } from "../lib/server/store/postgres.ts";
 import { DATABASE_FILE, openSqliteStorage } from "../lib/server/store/sqlite.ts";
 import { buildStore, type Store, type StoreConfig } from "../lib/server/store/store.ts";
 import { FakeClock } from "../lib/shared/clock.ts";
-import { MemoryLogger } from "../lib/shared/logger.ts";
+import { type Logger, MemoryLogger } from "../lib/shared/logger.ts";
 import { postgresAvailable, sharedPostgres } from "./postgres.ts";
 import { CREDENTIALS } from "./server_fixture.ts";
 import { tempDir } from "./temp_dir.ts";
@@ -181,3 +184,79 @@ export const STORAGES: ReadonlyArray<{
     },
   },
 ];
+
+/**
+ * Where a durable storage keeps its data: toom.db in a temporary directory, or a fresh database.
+ * Disposing it closes every store opened on it (and removes the directory).
+ */
+export interface DurablePlace extends AsyncDisposable {
+  /** Opens a store on it (on `options.clock`, or a fake clock of its own); close it to restart. */
+  open(options?: TestStoreOptions): Promise<TestStore>;
+  /** Opens a bare storage on it, which the caller closes. */
+  storage(options: { clock: FakeClock; logger?: Logger }): Promise<Storage>;
+  /** The rows `sql` selects, read over a connection of its own. */
+  rows(sql: string): Promise<Record<string, unknown>[]>;
+}
+
+/** A storage that keeps what a store holds across a restart. */
+export interface DurableStorage {
+  name: string;
+  ignore: boolean;
+  /** What a commit's error says when it writes a row that is there already. */
+  duplicate: RegExp;
+  /** The operator's warning when such a commit fails. */
+  failedWrite: RegExp;
+  /** A fresh, empty place of this kind. */
+  make(): Promise<DurablePlace>;
+}
+
+/** The durable storages every restart test runs against: toom.db and PostgreSQL. */
+export const DURABLE_STORAGES: readonly DurableStorage[] = [
+  {
+    name: "sqlite",
+    ignore: !CAN_TOUCH_FILES,
+    duplicate: /UNIQUE constraint failed/,
+    failedWrite: /^Could not write .*toom\.db: .*UNIQUE constraint failed/,
+    async make() {
+      const dir = await storeDir();
+      return {
+        open: (options) => Promise.resolve(dir.open(options)),
+        storage: (options) => Promise.resolve(openSqliteStorage(dir.path, options)),
+        rows(sql) {
+          const db = new DatabaseSync(dir.path, { readOnly: true });
+          try {
+            return Promise.resolve(db.prepare(sql).all().map((row) => ({ ...row })));
+          } finally {
+            db.close();
+          }
+        },
+        [Symbol.asyncDispose]: () => dir[Symbol.asyncDispose](),
+      };
+    },
+  },
+  {
+    name: "postgres",
+    ignore: !postgresAvailable(),
+    duplicate: /duplicate key value/,
+    failedWrite: /^Could not write postgres:\/\/.*duplicate key value/,
+    async make() {
+      const database = await storeDatabase();
+      return {
+        open: (options) => database.open(options),
+        storage: (options) => openPostgresStorage(database.url, options),
+        rows: (sql) => queryPostgres(database.url, sql),
+        [Symbol.asyncDispose]: () => database[Symbol.asyncDispose](),
+      };
+    },
+  },
+];
+
+/** Runs `sql` on the database at `url` over a connection of its own, and returns the rows. */
+export async function queryPostgres(url: string, sql: string): Promise<postgres.Row[]> {
+  const connection = postgres(url, { max: 1, onnotice: () => {} });
+  try {
+    return [...await connection.unsafe(sql)];
+  } finally {
+    await connection.end();
+  }
+}

@@ -1,22 +1,20 @@
 /**
- * The store on PostgreSQL (lib/server/store/postgres.ts): what a Store on it keeps across a
- * restart (close and reopen the same database), group commits, layouts and servers it refuses,
- * several servers opening one fresh database at once, and a database server that restarts. The
- * rules every storage follows are in store_contract_test.ts. Each test gets a fresh database on
- * the file's throwaway PostgreSQL server.
+ * What only the store on PostgreSQL (lib/server/store/postgres.ts) does: how its group commits
+ * batch, layouts and servers it refuses, several servers opening one fresh database at once, and a
+ * database server that restarts. What a Store on it keeps across a restart and how its commits
+ * fail are in durable_store_test.ts, with toom.db's; the rules every storage follows are in
+ * store_contract_test.ts. Each test gets a fresh database on the file's throwaway PostgreSQL
+ * server.
  */
 import assert from "node:assert/strict";
-import postgres from "postgres";
 import { StorageError } from "../../lib/server/store/journal.ts";
 import { PG_SCHEMA_VERSION, PG_VERSION_TABLE } from "../../lib/server/store/pg_schema.ts";
 import { openPostgresStorage } from "../../lib/server/store/postgres.ts";
 import { TABLES } from "../../lib/server/store/schema.ts";
 import { FakeClock } from "../../lib/shared/clock.ts";
 import { MemoryLogger } from "../../lib/shared/logger.ts";
-import { formatTimestamp } from "../../lib/shared/timestamp.ts";
 import { postgresTests, sharedPostgres, startPostgres } from "../../testing/postgres.ts";
-import { CREDENTIALS } from "../../testing/server_fixture.ts";
-import { storeDatabase } from "../../testing/store_fixture.ts";
+import { queryPostgres as query, storeDatabase } from "../../testing/store_fixture.ts";
 
 const { ignore } = postgresTests("PostgreSQL store tests");
 
@@ -24,143 +22,10 @@ function test(name: string, fn: () => Promise<void>): void {
   Deno.test({ name, ignore, fn });
 }
 
-/** Runs `query` on the database at `url` with its own connection, and returns the rows. */
-async function query(url: string, text: string): Promise<postgres.Row[]> {
-  const sql = postgres(url, { max: 1, onnotice: () => {} });
-  try {
-    return [...await sql.unsafe(text)];
-  } finally {
-    await sql.end();
-  }
-}
-
 /** Lets a commit scheduled for when the event loop is idle start. */
 function idle(): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, 0));
 }
-
-test("offline messages not yet delivered are back after a restart, in order, once", async () => {
-  await using db = await storeDatabase();
-  const clock = new FakeClock();
-  const first = await db.open({ clock });
-  const { mailbox } = first.store;
-  await mailbox.put("yoda", { from: "hans", line: "delivered 1" });
-  await mailbox.put("yoda", { from: "hans", line: "delivered 2" });
-  await mailbox.delivered(mailbox.take("yoda"));
-  await mailbox.put("yoda", { from: "hans", line: "c", ref: "ref-c" });
-  await mailbox.put("obiwan", { from: "yoda", line: "for obiwan" });
-  await mailbox.put("yoda", { from: "vader", line: "d" });
-  // Taken by a connection that died before it had them: never delivered.
-  const lost = mailbox.take("yoda");
-  await mailbox.put("yoda", { from: "hans", line: "e" });
-  await first.close();
-
-  const second = await db.open({ clock });
-  assert.deepEqual(second.storage.contents.mail.map((m) => [m.to, m.line]), [
-    ["yoda", "c"],
-    ["obiwan", "for obiwan"],
-    ["yoda", "d"],
-    ["yoda", "e"],
-  ]);
-  const back = second.store.mailbox.take("yoda");
-  assert.deepEqual(back.map((m) => m.line), ["c", "d", "e"]);
-  assert.deepEqual(back.slice(0, 2), lost, "the same ids, senders and refs");
-  await second.store.mailbox.put("yoda", { from: "hans", line: "f" });
-  await second.store.mailbox.delivered(back);
-  await second.close();
-
-  const third = await db.open({ clock });
-  assert.deepEqual(third.store.mailbox.take("yoda").map((m) => m.line), ["f"]);
-  assert.equal(third.store.mailbox.countFrom("obiwan", "yoda"), 1);
-});
-
-test("blocks, failure counts, lockouts and last-seen times survive a restart", async () => {
-  await using db = await storeDatabase();
-  const clock = new FakeClock();
-  const first = await db.open({ clock });
-  const { relations, guard, lastSeen } = first.store;
-  await relations.block("yoda", "hans");
-  await relations.block("obiwan", "vader");
-  await relations.unblock("obiwan", "vader");
-  for (let i = 0; i < 3; i++) await guard.recordFailure("vader");
-  await guard.recordFailure("hans");
-  await guard.recordFailure("hans");
-  await guard.recordFailure("obiwan");
-  await guard.recordSuccess("obiwan");
-  lastSeen.left("leia", clock.now() - 60_000);
-  await first.close();
-
-  clock.advance(5_000);
-  const after = (await db.open({ clock })).store;
-  assert.equal(after.relations.hasBlocked("yoda", "hans"), true);
-  assert.equal(after.relations.canReach("hans", "yoda"), false);
-  assert.equal(after.relations.hasBlocked("obiwan", "vader"), false);
-  assert.equal(after.guard.isLocked("vader"), true, "still locked on the same clock");
-  assert.equal(after.guard.isLocked("hans"), false);
-  assert.equal(await after.guard.recordFailure("hans"), "locked", "two failures were kept");
-  assert.equal(await after.guard.recordFailure("obiwan"), "try-again", "a success forgave");
-  assert.equal(after.lastSeen.times.get("leia"), clock.now() - 65_000);
-  clock.advance(5_000);
-  assert.equal(after.guard.isLocked("vader"), false, "the lockout ends when it was due");
-});
-
-test("users a killed run had online are last seen when it was last alive", async () => {
-  await using db = await storeDatabase();
-  const clock = new FakeClock();
-  const start = clock.now();
-  const first = await db.open({ clock });
-  first.store.lastSeen.arrived("yoda", start);
-  clock.advance(5_000);
-  await first.store.relations.block("vader", "obiwan"); // the last commit: alive at start + 5 s
-  await first.close(); // as if killed: yoda never left
-
-  clock.advance(60_000);
-  const second = await db.open({ clock });
-  assert.equal(second.store.lastSeen.times.get("yoda"), start + 5_000);
-  assert.deepEqual(await query(db.url, "SELECT * FROM online"), []);
-});
-
-test("a kept board survives a restart and start() writes it renumbered", async () => {
-  await using db = await storeDatabase();
-  const clock = new FakeClock();
-  const config = { keepBoard: true };
-  const first = await db.open({ clock, config });
-  await first.store.start();
-  const one = await first.store.board.post("yoda", "one");
-  const two = await first.store.board.post("hans", "two");
-  clock.advance(3_000);
-  await first.store.board.post("vader", "three");
-  const edited = await first.store.board.edit(3, clock.now(), "vader", "three, edited");
-  await edited.committed;
-  await first.store.board.remove(2, two.time, "hans");
-  await first.close();
-
-  const second = await db.open({ clock, config });
-  await second.store.start();
-  assert.equal(
-    second.file("messagelog.txt"),
-    `1; ${formatTimestamp(one.time)}; yoda; one; no\n` +
-      `2; ${formatTimestamp(edited.time)}; vader; three, edited; yes\n`,
-  );
-  assert.equal((await second.store.board.post("obiwan", "four")).number, 3);
-});
-
-test("start() writes to credentials.txt an account change a killed run never wrote", async () => {
-  await using db = await storeDatabase();
-  const first = await db.open();
-  await first.storage.record({ t: "account", user: "luke", secret: "skywalker" });
-  await first.storage.record({ t: "account", user: "yoda", secret: "newjedi" });
-  await first.close();
-
-  const second = await db.open();
-  await second.store.start();
-  assert.equal(
-    second.file("credentials.txt"),
-    CREDENTIALS.replace("yoda jedi", "yoda newjedi") + "luke skywalker\n",
-  );
-  await second.close();
-  assert.deepEqual((await db.open()).storage.contents.accounts, [], "no longer pending");
-});
 
 test("what is recorded while a commit is in flight goes into the next, in one", async () => {
   await using db = await storeDatabase();
@@ -200,43 +65,6 @@ test("a noted change is committed within a tenth of a second on its own", async 
   storage.note({ t: "block", by: "yoda", other: "hans" });
   await new Promise((resolve) => setTimeout(resolve, 300));
   assert.equal((await query(db.url, "SELECT * FROM blocks")).length, 1);
-});
-
-test("a commit that fails rejects every change in it and keeps none of them", async () => {
-  await using db = await storeDatabase();
-  const logger = new MemoryLogger();
-  const storage = await openPostgresStorage(db.url, { clock: new FakeClock(), logger });
-  try {
-    const mail = { id: 7, to: "yoda", from: "hans", line: "once", ref: "r", time: 0 };
-    await storage.record({ t: "mail", mail });
-    const block = storage.record({ t: "block", by: "yoda", other: "vader" });
-    const duplicate = storage.record({ t: "mail", mail: { ...mail, line: "twice" } });
-    await assert.rejects(block, /duplicate key value/);
-    await assert.rejects(duplicate, /duplicate key value/);
-    assert.equal(logger.warnings.length, 1);
-    assert.match(logger.warnings[0]!, /^Could not write postgres:\/\/.*duplicate key value/);
-    // The store carries on: the next commit goes through.
-    await storage.record({ t: "block", by: "obiwan", other: "vader" });
-  } finally {
-    await storage.close();
-  }
-  assert.deepEqual(await query(db.url, "SELECT by_user, other FROM blocks"), [
-    { by_user: "obiwan", other: "vader" },
-  ]);
-  assert.deepEqual((await query(db.url, "SELECT line FROM mail")).map((r) => r.line), ["once"]);
-});
-
-test("close() commits what is pending; a change recorded after it is rejected", async () => {
-  await using db = await storeDatabase();
-  const first = await db.open();
-  const pending = first.storage.record({ t: "block", by: "yoda", other: "hans" });
-  await first.close();
-  await pending;
-  await assert.rejects(
-    first.storage.record({ t: "block", by: "yoda", other: "vader" }),
-    (error: unknown) => error instanceof StorageError && /is closed/.test(error.message),
-  );
-  assert.deepEqual((await db.open()).storage.contents.blocks, [{ by: "yoda", other: "hans" }]);
 });
 
 test("three servers opening a fresh database at once all start; it is laid out once", async () => {

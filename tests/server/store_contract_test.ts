@@ -1,7 +1,7 @@
 /**
  * The Store contract (lib/server/store/store.ts): every rule its sections promise, run against
  * each storage: in memory, on toom.db and on PostgreSQL. What must survive a restart is in
- * sqlite_store_test.ts and postgres_store_test.ts.
+ * durable_store_test.ts.
  */
 import assert from "node:assert/strict";
 import { formatTimestamp } from "../../lib/shared/timestamp.ts";
