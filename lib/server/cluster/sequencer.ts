@@ -23,7 +23,7 @@
  * @module
  */
 import type postgres from "postgres";
-import { CommandError, UnavailableError } from "../../shared/errors.ts";
+import { UnavailableError } from "../../shared/errors.ts";
 import type { Logger } from "../../shared/logger.ts";
 import type { Change } from "../store/journal.ts";
 import { applyChange } from "../store/replica.ts";
