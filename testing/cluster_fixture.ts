@@ -58,13 +58,13 @@ export interface ClusterTestServer extends TestServer {
 
 /**
  * Joins node `node` to the cluster on the database at `url` and starts a server on it; `options`
- * tune the node's upkeep (checkpoints, progress, pruning).
+ * tune the node's upkeep (checkpoints, progress, pruning) and its proposals' deadline.
  */
 export async function startClusterServer(
   url: string,
   node: string,
   overrides: Parameters<typeof startServer>[0] = {},
-  options: Pick<ClusterOptions, "upkeep"> = {},
+  options: Pick<ClusterOptions, "upkeep" | "deadline"> = {},
 ): Promise<ClusterTestServer> {
   const ticks = new ManualTickClock();
   const leaseTicks = new ManualTickClock();

@@ -1,7 +1,8 @@
 /**
  * A TCP relay for tests: it sits between a client and a server, passes every byte on both ways
  * unchanged, and keeps a copy of all of them, so a test can check what an eavesdropper on the
- * network would see. `await using relay = startRelay(server.port)` closes it and its connections.
+ * network would see, or freeze it to play a network gone silent (bytes held, nothing closed).
+ * `await using relay = startRelay(server.port)` closes it and its connections.
  */
 
 /** A running relay. */
@@ -10,6 +11,12 @@ export interface Relay extends AsyncDisposable {
   port: number;
   /** Every byte that crossed the relay so far, in either direction. */
   captured(): Uint8Array;
+  /**
+   * Holds every byte from now on, both ways, without closing anything (a network dropping every
+   * packet, or a peer stopped); `thaw` passes them on again, in order.
+   */
+  freeze(): void;
+  thaw(): void;
   /** Stops accepting, closes every connection and waits for them; idempotent. */
   close(): Promise<void>;
 }
@@ -20,12 +27,15 @@ export function startRelay(targetPort: number): Relay {
   const chunks: Uint8Array[] = [];
   const conns = new Set<Deno.Conn>();
   const pipes: Promise<void>[] = [];
+  let thawed: Promise<void> | undefined;
+  let thaw = () => {};
   const pump = async (from: Deno.Conn, to: Deno.Conn) => {
     const buffer = new Uint8Array(65536);
     try {
       while (true) {
         const n = await from.read(buffer);
         if (n === null) break;
+        while (thawed) await thawed;
         chunks.push(buffer.slice(0, n));
         let written = 0;
         while (written < n) written += await to.write(buffer.subarray(written, n));
@@ -58,6 +68,8 @@ export function startRelay(targetPort: number): Relay {
   let closing: Promise<void> | undefined;
   const close = () =>
     closing ??= (async () => {
+      thawed = undefined;
+      thaw();
       listener.close();
       await accepting;
       for (const conn of conns) {
@@ -79,6 +91,13 @@ export function startRelay(targetPort: number): Relay {
         at += chunk.length;
       }
       return all;
+    },
+    freeze() {
+      thawed ??= new Promise((resolve) => thaw = resolve);
+    },
+    thaw() {
+      thawed = undefined;
+      thaw();
     },
     close,
     [Symbol.asyncDispose]: close,

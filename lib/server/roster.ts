@@ -8,8 +8,8 @@
  * decides them (cluster/local_effects.ts), and offline messages come with the login's outcome.
  */
 import { setImmediate } from "node:timers";
-import type { Cluster } from "./cluster/cluster.ts";
-import type { Proposal } from "./cluster/proposals.ts";
+import { type Cluster, InDoubtError } from "./cluster/cluster.ts";
+import type { Outcome, Proposal } from "./cluster/proposals.ts";
 import type { Clock } from "../shared/clock.ts";
 import { CommandError, UnavailableError } from "../shared/errors.ts";
 import type { Logger } from "../shared/logger.ts";
@@ -155,6 +155,10 @@ export class Roster {
       });
     } catch (error) {
       session.stage = "username";
+      // Decided after all, once the database answers: this session never came in, so it leaves.
+      if (error instanceof InDoubtError) {
+        void error.late.then((late) => this.#undo(cluster, user, ref, late), () => {});
+      }
       if (error instanceof CommandError) return refused(error);
       throw error;
     }
@@ -171,14 +175,25 @@ export class Roster {
     }
     if (session.ending) {
       // The connection closed while the login was decided: it leaves again at once.
-      void this.#propose(cluster, { t: "logout", user, session: ref, at: now, reason: "lost" });
-      void this.#settle(cluster, user, outcome.messages, false);
+      this.#undo(cluster, user, ref, outcome);
       return refusal("failed", "The connection closed.");
     }
     this.#enter(session, udpPort, now);
     this.#options.logger.info(`${user} logged in`);
     this.#handOver(session, outcome.messages, notify);
     return { ok: true, lines: ["Welcome to TOOM!"], data: { user } };
+  }
+
+  /**
+   * A login the cluster admitted (`outcome`) whose session will not come in (it closed, or was told
+   * the login failed): it logs out again at once, and the offline messages handed to it go back.
+   */
+  #undo(cluster: Cluster, user: string, ref: string, outcome: Outcome): void {
+    if (!outcome.ok) return;
+    const { messages } = outcome as Extract<Outcome<"login">, { ok: true }>;
+    const at = this.#options.clock.now();
+    void this.#propose(cluster, { t: "logout", user, session: ref, at, reason: "lost" });
+    void this.#settle(cluster, user, messages, false);
   }
 
   /** `session` is logged in, as of `now`. */

@@ -28,8 +28,8 @@ export const UNAVAILABLE = "Service unavailable, try again";
  * `unavailable`).
  */
 export class UnavailableError extends CommandError {
-  constructor() {
-    super(UNAVAILABLE);
+  constructor(message = UNAVAILABLE) {
+    super(message);
     this.name = "UnavailableError";
   }
 }

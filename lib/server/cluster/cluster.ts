@@ -17,7 +17,7 @@
  */
 import postgres from "postgres";
 import type { Clock } from "../../shared/clock.ts";
-import { CommandError } from "../../shared/errors.ts";
+import { CommandError, UnavailableError } from "../../shared/errors.ts";
 import type { Logger } from "../../shared/logger.ts";
 import { memoryJournal, type Storage } from "../store/journal.ts";
 import { redactUrl } from "../store/postgres.ts";
@@ -46,8 +46,9 @@ export interface Cluster {
    */
   follow(store: Store, onDecided?: DecidedListener): void;
   /**
-   * Proposes; resolves with the outcome this node decided in `seq` order. Rejects with a
-   * CommandError (`Service unavailable, try again`) when the log cannot take it.
+   * Proposes; resolves with the outcome this node decided in `seq` order. Rejects with an
+   * UnavailableError (`Service unavailable, try again`) when the log cannot take it, or an
+   * InDoubtError when it did not answer within the deadline (it may still take it).
    */
   propose<P extends Proposal>(proposal: P): Promise<Outcome<P["t"]>>;
 }
@@ -80,6 +81,32 @@ export interface ClusterOptions {
   upkeep?: UpkeepOptions;
   /** The timers between tries to take back a lost lease (default the real ones). */
   leaseTimers?: TickClock;
+  /**
+   * How long a proposal may wait for the log before its proposer is answered `unavailable`
+   * (default {@linkcode PROPOSE_DEADLINE_MS}), and on what timers (default the real ones).
+   */
+  deadline?: { ms: number; timers?: TickClock };
+}
+
+/**
+ * How long a proposal may wait for the log: a database gone silent (stopped, or the network to it
+ * dropping packets) answers nothing, and nothing times out a query on its own.
+ */
+export const PROPOSE_DEADLINE_MS = 5_000;
+
+/** The reply to a proposal the log did not answer in time. */
+export const IN_DOUBT =
+  "Service unavailable, try again (what you asked may have been done already)";
+
+/**
+ * A proposal the log did not answer within the deadline: it may still be appended and decided
+ * (what it comes to then is `late`), so the proposer is told it may have been done.
+ */
+export class InDoubtError extends UnavailableError {
+  constructor(readonly late: Promise<Outcome>) {
+    super(IN_DOUBT);
+    this.name = "InDoubtError";
+  }
 }
 
 /** How often a node looks for lost nodes (liveness.ts). */
@@ -140,7 +167,11 @@ export async function openCluster(url: string, options: ClusterOptions): Promise
     bus = PostgresBus.connect(url, { logger });
     const ticks = options.ticks ?? SYSTEM_TICK_CLOCK;
     const upkeep = options.upkeep ?? {};
-    const held = { sql, bus, lease, node, logger, clock, ticks, upkeep, hooks };
+    const deadline = {
+      ms: options.deadline?.ms ?? PROPOSE_DEADLINE_MS,
+      timers: options.deadline?.timers ?? SYSTEM_TICK_CLOCK,
+    };
+    const held = { sql, bus, lease, node, logger, clock, ticks, upkeep, hooks, deadline };
     return new PostgresClusterNode(held, {
       ...memoryJournal,
       contents,
@@ -164,6 +195,7 @@ interface Held {
   ticks: TickClock;
   upkeep: UpkeepOptions;
   hooks: Hooks;
+  deadline: { ms: number; timers: TickClock };
 }
 
 /** What the lease tells the node, set once the node is made. */
@@ -334,9 +366,24 @@ class PostgresClusterNode implements ClusterNode {
     if (!this.#sequencer || !this.#started) {
       throw new Error("The cluster node is not following the log yet");
     }
-    await this.#started;
-    await this.#cleared();
-    return await this.#sequencer.propose(proposal);
+    const sequencer = this.#sequencer;
+    const started = this.#started;
+    const decided = (async () => {
+      await started;
+      await this.#cleared();
+      return await sequencer.propose(proposal);
+    })();
+    const { ms, timers } = this.#held.deadline;
+    return await new Promise<Outcome<P["t"]>>((resolve, reject) => {
+      const timer = timers.setTimeout(() => reject(new InDoubtError(decided)), ms);
+      decided.then((outcome) => {
+        timers.clearTimeout(timer);
+        resolve(outcome);
+      }, (error) => {
+        timers.clearTimeout(timer);
+        reject(error);
+      });
+    });
   }
 
   close(): Promise<void> {
