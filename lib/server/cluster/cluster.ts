@@ -344,7 +344,8 @@ class PostgresClusterNode implements ClusterNode {
     for (const node of [...this.#lost]) {
       if (this.#closing) return;
       try {
-        const outcome = await this.propose({ t: "node-lost", node, at: clock.now() });
+        // No deadline: a report answered late could be decided after one made again.
+        const outcome = await this.#decided({ t: "node-lost", node, at: clock.now() });
         this.#lost.delete(node);
         if (outcome.ok) {
           logger.warn(
@@ -362,19 +363,14 @@ class PostgresClusterNode implements ClusterNode {
     }, WATCH_INTERVAL_MS);
   }
 
-  async propose<P extends Proposal>(proposal: P): Promise<Outcome<P["t"]>> {
-    if (!this.#sequencer || !this.#started) {
-      throw new Error("The cluster node is not following the log yet");
-    }
-    const sequencer = this.#sequencer;
-    const started = this.#started;
-    const decided = (async () => {
-      await started;
-      await this.#cleared();
-      return await sequencer.propose(proposal);
-    })();
+  /**
+   * Proposes within the deadline: a proposal the log has not answered by then rejects with an
+   * InDoubtError (its proposer is told it may have been done), though it may still be decided.
+   */
+  propose<P extends Proposal>(proposal: P): Promise<Outcome<P["t"]>> {
+    const decided = this.#decided(proposal);
     const { ms, timers } = this.#held.deadline;
-    return await new Promise<Outcome<P["t"]>>((resolve, reject) => {
+    return new Promise<Outcome<P["t"]>>((resolve, reject) => {
       const timer = timers.setTimeout(() => reject(new InDoubtError(decided)), ms);
       decided.then((outcome) => {
         timers.clearTimeout(timer);
@@ -384,6 +380,19 @@ class PostgresClusterNode implements ClusterNode {
         reject(error);
       });
     });
+  }
+
+  /**
+   * Proposes once the node follows the log and has logged out what a previous run left, however
+   * long the log takes (what the node proposes for itself, in the background, waits it out).
+   */
+  async #decided<P extends Proposal>(proposal: P): Promise<Outcome<P["t"]>> {
+    if (!this.#sequencer || !this.#started) {
+      throw new Error("The cluster node is not following the log yet");
+    }
+    await this.#started;
+    await this.#cleared();
+    return await this.#sequencer.propose(proposal);
   }
 
   close(): Promise<void> {
