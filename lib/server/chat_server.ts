@@ -35,7 +35,7 @@ import {
   refusal,
   replyInParts,
 } from "./replies.ts";
-import type { EndReason } from "./roster.ts";
+import type { EndReason } from "./session.ts";
 import { Session, type SessionOwner } from "./session.ts";
 import { Admission } from "./admission.ts";
 import {

@@ -7,10 +7,12 @@
  */
 import type { Clock } from "../shared/clock.ts";
 import { CommandError } from "../shared/errors.ts";
-import { type Journal, type MailRecord, memoryJournal } from "./store/journal.ts";
-
-/** One waiting message: who sent it, its display line, and the id its copies share. */
-export type StoredMessage = Pick<MailRecord, "id" | "from" | "line" | "ref">;
+import {
+  type Journal,
+  type MailRecord,
+  memoryJournal,
+  type StoredMessage,
+} from "./store/journal.ts";
 
 /** How many of one recipient's slots one sender may hold, unless configured otherwise. */
 export const DEFAULT_PER_SENDER = 20;

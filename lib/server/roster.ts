@@ -14,13 +14,10 @@ import type { Clock } from "../shared/clock.ts";
 import { CommandError, UnavailableError } from "../shared/errors.ts";
 import type { Logger } from "../shared/logger.ts";
 import type { Presence, ServerEvent, ServerFrame } from "../shared/protocol.ts";
-import type { StoredMessage } from "./mailbox.ts";
 import { type Answer, type Notify, refusal, refused } from "./replies.ts";
-import type { Session } from "./session.ts";
+import type { EndReason, Session } from "./session.ts";
+import type { StoredMessage } from "./store/journal.ts";
 import type { Store } from "./store/store.ts";
-
-/** Reasons a logged-in session ends. */
-export type EndReason = "out" | "lost" | "timeout" | "replaced" | "shutdown";
 
 const HOW: Record<EndReason, string> = {
   out: "logged out",

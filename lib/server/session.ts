@@ -14,6 +14,9 @@ import type { Address, Connection } from "../shared/transport.ts";
 /** How far a session has got. */
 export type Stage = "hello" | "username" | "password" | "register" | "active" | "closed";
 
+/** Reasons a logged-in session ends. */
+export type EndReason = "out" | "lost" | "timeout" | "replaced" | "shutdown";
+
 /** Bytes a session may have waiting to be sent before it is dropped as a slow reader. */
 export const DEFAULT_SEND_QUEUE_BYTES = 1024 * 1024;
 

@@ -2,8 +2,8 @@
 import assert from "node:assert/strict";
 import { FakeClock } from "../../lib/shared/clock.ts";
 import { CommandError } from "../../lib/shared/errors.ts";
-import { Mailbox, type StoredMessage } from "../../lib/server/mailbox.ts";
-import type { Change, Journal } from "../../lib/server/store/journal.ts";
+import { Mailbox } from "../../lib/server/mailbox.ts";
+import type { Change, Journal, StoredMessage } from "../../lib/server/store/journal.ts";
 
 /** The shape of a ref the mailbox makes up when the sender gave none. */
 const GENERATED_REF = /^o[0-9a-f]{16}$/;

@@ -23,8 +23,7 @@ import { CommandError } from "../../shared/errors.ts";
 import { type AccountLedger, type AccountRecord, WrongPasswordError } from "../accounts.ts";
 import { isHashed, normaliseName, usernameProblem } from "../credentials.ts";
 import type { Store } from "../store/store.ts";
-import type { Cluster } from "./cluster.ts";
-import type { Decide, DecidedChange } from "./proposals.ts";
+import type { RuleTable } from "./rule.ts";
 
 /** The proposals about accounts; every `secret` is an scrypt hash. */
 export type AccountProposal =
@@ -51,7 +50,7 @@ export interface AccountChange {
 }
 
 /** Whether `change` is an {@linkcode AccountChange}. */
-export function isAccountChange(change: DecidedChange): change is AccountChange {
+export function isAccountChange(change: { t: string }): change is AccountChange {
   return change.t === "account-set";
 }
 
@@ -79,7 +78,7 @@ function checkHashed(secret: string): void {
 }
 
 /** The rules of the account proposals, spread into proposals.ts's DECIDE table. */
-export const ACCOUNT_RULES: { [K in AccountProposal["t"]]: Decide<K> } = {
+export const ACCOUNT_RULES: RuleTable<AccountProposal, AccountAccepted, AccountChange> = {
   register({ accounts }, proposal) {
     const user = validName(proposal.user);
     checkHashed(proposal.secret);
@@ -96,7 +95,7 @@ export const ACCOUNT_RULES: { [K in AccountProposal["t"]]: Decide<K> } = {
   },
   "adopt-accounts"({ accounts }, proposal) {
     const added = new Set<string>();
-    const changes: DecidedChange[] = [];
+    const changes: AccountChange[] = [];
     for (const { user: name, secret } of proposal.accounts) {
       // What a rule cannot take is skipped, not refused: the rest of the file still counts.
       const user = normaliseName(name);
@@ -110,11 +109,21 @@ export const ACCOUNT_RULES: { [K in AccountProposal["t"]]: Decide<K> } = {
 };
 
 /**
+ * What {@linkcode accountLedger} needs of the cluster: cluster.ts's Cluster, which this module
+ * cannot import (cluster.ts leads here through proposals.ts).
+ */
+export interface AccountProposer {
+  propose<P extends AccountProposal>(
+    proposal: P,
+  ): Promise<({ ok: true } & AccountAccepted[P["t"]]) | { ok: false; reason: string }>;
+}
+
+/**
  * What `proposal` came to through `cluster`, if accepted; a refusal throws a CommandError with its
  * reason (cluster.ts's `accepted`, which this module cannot import: cluster.ts leads here).
  */
 async function proposed<P extends AccountProposal>(
-  cluster: Cluster,
+  cluster: AccountProposer,
   proposal: P,
 ): Promise<AccountAccepted[P["t"]]> {
   const outcome = await cluster.propose(proposal);
@@ -123,7 +132,7 @@ async function proposed<P extends AccountProposal>(
 }
 
 /** The cluster as an AccountStore's ledger: each account change a proposal through `cluster`. */
-export function accountLedger(cluster: Cluster): AccountLedger {
+export function accountLedger(cluster: AccountProposer): AccountLedger {
   return {
     async register(user, secret) {
       await proposed(cluster, { t: "register", user, secret });

@@ -32,12 +32,10 @@ import {
 } from "../../p2p/mod.ts";
 import { CommandError } from "../../shared/errors.ts";
 import type { ServerEvent } from "../../shared/protocol.ts";
-import type { PendingAsk } from "../broker.ts";
 import { type Answer, refusal, refused } from "../replies.ts";
+import type { OnlineEntry } from "../store/journal.ts";
 import type { Store } from "../store/store.ts";
-import type { Cluster } from "./cluster.ts";
-import type { OnlineEntry } from "./online_list.ts";
-import type { Decide } from "./proposals.ts";
+import type { RuleTable } from "./rule.ts";
 
 /** The proposals of the peer-to-peer broker. */
 export type BrokerProposal =
@@ -92,7 +90,7 @@ export function ticketEvent(ticket: Ticket, lines: string[] = []): ServerEvent {
 }
 
 /** One rule per kind of {@linkcode BrokerProposal}. */
-export const BROKER_RULES: { [K in BrokerProposal["t"]]: Decide<K> } = {
+export const BROKER_RULES: RuleTable<BrokerProposal, BrokerAccepted, never> = {
   "file-ticket"(store, { from, to, fileName, id, key }) {
     const { sender, target } = peers(store, from, to, fileBlockedMessage(to));
     const tickets = pairedTickets({
@@ -132,12 +130,21 @@ export const BROKER_RULES: { [K in BrokerProposal["t"]]: Decide<K> } = {
 };
 
 /**
- * Proposes `ask.to`'s answer to a request from a user on another node; the reply to the answer
- * (every node acts on the outcome: local_effects.ts). A refusal is a `failed` reply.
+ * What {@linkcode answerAcross} needs of the cluster: cluster.ts's Cluster, which this module
+ * cannot import (cluster.ts leads here through proposals.ts).
+ */
+export interface BrokerProposer {
+  propose(proposal: BrokerProposal): Promise<{ ok: true } | { ok: false; reason: string }>;
+}
+
+/**
+ * Proposes `ask.to`'s answer to a request from `ask.from`, a user on another node (the Broker's
+ * PendingAsk); the reply to the answer (every node acts on the outcome: local_effects.ts). A
+ * refusal is a `failed` reply.
  */
 export async function answerAcross(
-  cluster: Cluster,
-  ask: PendingAsk,
+  cluster: BrokerProposer,
+  ask: { from: string; to: string },
   yes: boolean,
 ): Promise<Answer> {
   const { from, to } = ask;

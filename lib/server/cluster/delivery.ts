@@ -12,7 +12,7 @@ import { CommandError } from "../../shared/errors.ts";
 import type { ServerEvent } from "../../shared/protocol.ts";
 import { BLOCKED_MESSAGE } from "../relations.ts";
 import type { Store } from "../store/store.ts";
-import type { Decide } from "./proposals.ts";
+import type { RuleTable } from "./rule.ts";
 
 /** The proposals that deliver something and change nothing. */
 export type DeliveryProposal =
@@ -53,7 +53,11 @@ export function deliveringNode(store: Store, from: string, to: string): string |
 }
 
 /** The rule for a broadcast, which changes nothing. */
-export const DELIVERY_RULES: { broadcast: Decide<"broadcast"> } = {
+export const DELIVERY_RULES: RuleTable<
+  Extract<DeliveryProposal, { t: "broadcast" }>,
+  DeliveryAccepted,
+  never
+> = {
   broadcast(store, { from }) {
     const others = store.online.entries.map((entry) => entry.user).filter((user) => user !== from);
     const to = others.filter((user) => store.relations.canReach(from, user));

@@ -11,28 +11,8 @@
  *
  * @module
  */
-import type { StoredMessage } from "../mailbox.ts";
+import type { HandedMail, OnlineEntry, StoredMessage } from "../store/journal.ts";
 import { type ActiveUser, userLogText } from "../user_log.ts";
-
-/** One logged-in session, as every node knows it. */
-export interface OnlineEntry {
-  user: string;
-  /** The node holding the session's connection. */
-  node: string;
-  /** The session's id, unique across the cluster (its node chooses it). */
-  session: string;
-  ip: string;
-  udpPort: number;
-  /** When the login was proposed, epoch ms. */
-  loginTime: number;
-}
-
-/** An offline message handed to a login of `to` on `node`, not yet settled. */
-export interface HandedMail {
-  to: string;
-  node: string;
-  message: StoredMessage;
-}
 
 /** The cluster's logged-in sessions, one per user, in login order. */
 export class OnlineList {

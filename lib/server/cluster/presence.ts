@@ -23,12 +23,10 @@
 import { CommandError } from "../../shared/errors.ts";
 import type { Presence } from "../../shared/protocol.ts";
 import type { FailureOutcome } from "../lockout.ts";
-import type { StoredMessage } from "../mailbox.ts";
-import type { EndReason } from "../roster.ts";
-import type { Change } from "../store/journal.ts";
+import type { EndReason } from "../session.ts";
+import type { Change, OnlineEntry, StoredMessage } from "../store/journal.ts";
 import type { Store } from "../store/store.ts";
-import type { OnlineEntry } from "./online_list.ts";
-import type { Decide, DecidedChange } from "./proposals.ts";
+import type { RuleTable } from "./rule.ts";
 
 /** The proposals about who is online, and about failed logins. */
 export type PresenceProposal =
@@ -103,11 +101,14 @@ export type OnlineChange =
   /** Handed messages `ids` are settled: back in line first (`back`), or gone. */
   | { t: "settle-mail"; user: string; ids: number[]; back: boolean };
 
+/** A change the presence rules make: to the online list, or a journal's Change. */
+type PresenceChange = Change | OnlineChange;
+
 /** The kinds of {@linkcode OnlineChange}, to tell them from a journal's Changes. */
 const ONLINE_KINDS: ReadonlySet<string> = new Set(["arrive", "depart", "hand-mail", "settle-mail"]);
 
 /** Whether `change` is an {@linkcode OnlineChange}. */
-export function isOnlineChange(change: DecidedChange): change is OnlineChange {
+export function isOnlineChange(change: { t: string }): change is OnlineChange {
   return ONLINE_KINDS.has(change.t);
 }
 
@@ -143,7 +144,7 @@ function recipients(store: Store, user: string, except: ReadonlySet<string> = ne
 }
 
 /** The changes that log out `user`'s session `session` as of `at`, as Roster.leave does. */
-function departure(user: string, session: string, at: number): DecidedChange[] {
+function departure(user: string, session: string, at: number): PresenceChange[] {
   return [{ t: "depart", user, session }, { t: "offline", user }, { t: "seen", user, time: at }];
 }
 
@@ -158,17 +159,17 @@ function settling(store: Store, user: string, ids: number[], back: boolean) {
   const wanted = new Set(ids);
   const found = store.online.handed(user).filter((message) => wanted.has(message.id));
   const settled = found.map((message) => message.id);
-  const changes: DecidedChange[] = found.length > 0
+  const changes: PresenceChange[] = found.length > 0
     ? [{ t: "settle-mail", user, ids: settled, back }]
     : [];
   return { settled, changes };
 }
 
 /** One rule per kind of {@linkcode PresenceProposal}. */
-export const PRESENCE_RULES: { [K in PresenceProposal["t"]]: Decide<K> } = {
+export const PRESENCE_RULES: RuleTable<PresenceProposal, PresenceAccepted, PresenceChange> = {
   login(store, { user, node, session, ip, udpPort, at, duplicate }) {
     const current = store.online.get(user);
-    const changes: DecidedChange[] = [];
+    const changes: PresenceChange[] = [];
     const presence: Notice[] = [];
     let replaced: SessionRef | null = null;
     const to = recipients(store, user);
@@ -197,7 +198,7 @@ export const PRESENCE_RULES: { [K in PresenceProposal["t"]]: Decide<K> } = {
   "node-lost"(store, { node, at }) {
     const users = store.online.usersOn(node);
     const lost = new Set(users);
-    const changes: DecidedChange[] = [];
+    const changes: PresenceChange[] = [];
     const presence: Notice[] = [];
     for (const user of users) {
       changes.push(...departure(user, store.online.get(user)!.session, at));

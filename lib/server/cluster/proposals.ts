@@ -26,9 +26,8 @@
  */
 import { CommandError } from "../../shared/errors.ts";
 import { truncateToSecond } from "../../shared/timestamp.ts";
-import type { StoredMessage } from "../mailbox.ts";
 import { BLOCKED_MESSAGE } from "../relations.ts";
-import type { Change, PostRecord } from "../store/journal.ts";
+import type { Change, PostRecord, StoredMessage } from "../store/journal.ts";
 import { applyChange } from "../store/replica.ts";
 import type { Store } from "../store/store.ts";
 import {
@@ -136,7 +135,8 @@ export interface Decision<K extends Proposal["t"] = Proposal["t"]> {
 
 /**
  * The rule for proposals of kind `K`: the data of an accepted one and the changes it makes,
- * decided without changing anything; a CommandError refuses it.
+ * decided without changing anything; a CommandError refuses it. The areas' modules type their
+ * tables with rule.ts's RuleTable, which DECIDE below holds them to.
  */
 export type Decide<K extends Proposal["t"]> = (
   store: Store,

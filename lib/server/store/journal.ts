@@ -3,7 +3,6 @@
  * change, or a batch of them in one transaction) and what it reads back at start. The rules
  * (mailbox shares, lockouts, board numbering) live in the state classes; a journal only records.
  */
-import type { HandedMail, OnlineEntry } from "../cluster/online_list.ts";
 
 /** One change to the state that outlives a connection. */
 export type Change =
@@ -34,6 +33,29 @@ export interface MailRecord {
   /** The id the recipient's client recognises a second copy by. */
   ref: string;
   time: number;
+}
+
+/** One waiting message: who sent it, its display line, and the id its copies share. */
+export type StoredMessage = Pick<MailRecord, "id" | "from" | "line" | "ref">;
+
+/** One logged-in session, as every node knows it (the cluster's online list, online_list.ts). */
+export interface OnlineEntry {
+  user: string;
+  /** The node holding the session's connection. */
+  node: string;
+  /** The session's id, unique across the cluster (its node chooses it). */
+  session: string;
+  ip: string;
+  udpPort: number;
+  /** When the login was proposed, epoch ms. */
+  loginTime: number;
+}
+
+/** An offline message handed to a login of `to` on `node`, not yet settled. */
+export interface HandedMail {
+  to: string;
+  node: string;
+  message: StoredMessage;
 }
 
 /** A board message as stored; its number is its place in id order. */
