@@ -408,8 +408,14 @@ Deno.test("'already logged in' is retried until the server lets the old session 
   assert.ok(!terminal.output.some((line) => line.startsWith("Could not log in again")));
 });
 
-/** A server whose store is away: it refuses every password with `unavailable` and hangs up. */
-async function unavailable(conn: Connection): Promise<void> {
+/**
+ * A fake server: it answers `hello` and `user`, answers `pass` with `passReply`, and hangs up after
+ * a refused password or on the first command (without answering it).
+ */
+async function fakeServer(
+  conn: Connection,
+  passReply: { ok: boolean; lines: string[]; code?: string },
+): Promise<void> {
   const writer = conn.writable.getWriter();
   const send = (frame: object) =>
     writer.write(new TextEncoder().encode(JSON.stringify(frame) + "\n"));
@@ -424,10 +430,10 @@ async function unavailable(conn: Connection): Promise<void> {
         if (frame.t === "hello") await send({ t: "hello", v: 1, server: "fake" });
         if (frame.t === "user") await send({ t: "reply", id: frame.id, ok: true, lines: [] });
         if (frame.t === "pass") {
-          const lines = ["Service unavailable, try again"];
-          await send({ t: "reply", id: frame.id, ok: false, code: "unavailable", lines });
-          return conn.close();
+          await send({ t: "reply", id: frame.id, ...passReply });
+          if (!passReply.ok) return conn.close();
         }
+        if (frame.t === "cmd") return conn.close();
       }
     }
   } catch {
@@ -436,6 +442,17 @@ async function unavailable(conn: Connection): Promise<void> {
     reader.releaseLock();
     writer.releaseLock();
   }
+}
+
+/** A server that lets anyone in, then hangs up on the first command without answering it. */
+function hangUpOnFirstCommand(conn: Connection): Promise<void> {
+  return fakeServer(conn, { ok: true, lines: ["Welcome to TOOM!"] });
+}
+
+/** A server whose store is away: it refuses every password with `unavailable` and hangs up. */
+function unavailable(conn: Connection): Promise<void> {
+  const lines = ["Service unavailable, try again"];
+  return fakeServer(conn, { ok: false, code: "unavailable", lines });
 }
 
 Deno.test("'Service unavailable' (a cluster's database away) is retried, not the end", async () => {
@@ -469,35 +486,6 @@ Deno.test("'Service unavailable' (a cluster's database away) is retried, not the
   assert.equal(await exitOf(run), 0);
   assert.ok(!terminal.output.some((line) => line.startsWith("Could not log in again")));
 });
-
-/** A server that lets anyone in, then hangs up on the first command without answering it. */
-async function hangUpOnFirstCommand(conn: Connection): Promise<void> {
-  const writer = conn.writable.getWriter();
-  const send = (frame: object) =>
-    writer.write(new TextEncoder().encode(JSON.stringify(frame) + "\n"));
-  const decoder = new FrameDecoder();
-  const reader = conn.readable.getReader();
-  try {
-    while (true) {
-      const { value, done } = await reader.read();
-      if (done) return;
-      for (const text of decoder.push(value)) {
-        const frame = JSON.parse(text);
-        if (frame.t === "hello") await send({ t: "hello", v: 1, server: "fake" });
-        if (frame.t === "user") await send({ t: "reply", id: frame.id, ok: true, lines: [] });
-        if (frame.t === "pass") {
-          await send({ t: "reply", id: frame.id, ok: true, lines: ["Welcome to TOOM!"] });
-        }
-        if (frame.t === "cmd") return conn.close();
-      }
-    }
-  } catch {
-    // Closed under it.
-  } finally {
-    reader.releaseLock();
-    writer.releaseLock();
-  }
-}
 
 Deno.test("a command in flight when the link dies is reported, not sent again", async () => {
   await using test = await startServer();

@@ -6,7 +6,6 @@
  * checkpoint and waits for one once the log holds proposals.
  */
 import assert from "node:assert/strict";
-import postgres from "postgres";
 import {
   checkpointLimit,
   pruneChanges,
@@ -21,9 +20,9 @@ import {
   writeCheckpoint,
 } from "../../lib/server/cluster/checkpoint.ts";
 import { NodeLease } from "../../lib/server/cluster/liveness.ts";
-import { PostgresBus } from "../../lib/server/cluster/postgres_bus.ts";
+
 import { decide, type Proposal } from "../../lib/server/cluster/proposals.ts";
-import { Sequencer } from "../../lib/server/cluster/sequencer.ts";
+
 import {
   memoryJournal,
   memoryStorage,
@@ -33,7 +32,8 @@ import {
 import { loadAtSeq, openPostgresStorage } from "../../lib/server/store/postgres.ts";
 import { FakeClock } from "../../lib/shared/clock.ts";
 import { eventually } from "../../testing/eventually.ts";
-import { postgresTest, sharedPostgres } from "../../testing/postgres.ts";
+import { postgresTest } from "../../testing/postgres.ts";
+import { type SequencedNode, sequencedNodes } from "../../testing/sequencer_fixture.ts";
 import { type TestStore, testStore } from "../../testing/store_fixture.ts";
 
 const CONFIG = { keepBoard: true, mailboxLimit: 5, mailboxPerSender: 3 };
@@ -158,28 +158,12 @@ Deno.test("contentsOf() round-trips through buildStore: the same state, and it d
 
 const pgTest = postgresTest("Checkpoint tests");
 
-type Node = TestStore & { sequencer: Sequencer };
+type Node = SequencedNode;
 
 /** A fresh database; node A on it (logging its ordinary Changes); replicas started later. */
 async function cluster() {
-  const url = await (await sharedPostgres()).createDatabase();
-  const closers: Array<() => Promise<void>> = [];
-  const admin = postgres(url, { max: 2, onnotice: () => {} });
-  closers.push(() => admin.end({ timeout: 5 }));
-  const follow = async (id: string, opened: TestStore, after: number): Promise<Node> => {
-    closers.push(() => opened.close());
-    await opened.store.start();
-    const sql = postgres(url, { max: 4, onnotice: () => {} });
-    const bus = PostgresBus.connect(url);
-    closers.push(async () => {
-      await bus.close();
-      await sql.end({ timeout: 5 });
-    });
-    const sequencer = new Sequencer(opened.store, { sql, bus, node: id, ownChanges: id, after });
-    closers.push(() => sequencer.stop());
-    await sequencer.start();
-    return Object.assign(opened, { sequencer });
-  };
+  const nodes = await sequencedNodes();
+  const { url, admin } = nodes;
   const clock = new FakeClock();
   const storage = await openPostgresStorage(url, {
     clock,
@@ -187,12 +171,10 @@ async function cluster() {
     logChangesAs: "a",
     connectTimeout: 2,
   });
-  const a = await follow("a", testStore(storage, { clock, config: CONFIG }), storage.seq ?? 0);
+  const opened = testStore(storage, { clock, config: CONFIG });
+  const a = await nodes.follow("a", opened, storage.seq ?? 0, true);
   /** Waits until `node` has applied the whole log. */
-  const caughtUp = (node: Node) =>
-    eventually("a node at the end of the log", async () => {
-      return node.sequencer.lastSeq === await readLastSeq(admin);
-    });
+  const caughtUp = (node: Node) => nodes.caughtUp(node);
   return {
     url,
     admin,
@@ -207,18 +189,16 @@ async function cluster() {
     /** A new node C, started with loadForReplica and a Sequencer from the seq it gave. */
     async replica(id: string) {
       const start = await loadForReplica(admin);
-      const c = await follow(id, await fromContents(start.contents), start.seq);
+      const c = await nodes.follow(id, await fromContents(start.contents), start.seq, true);
       await caughtUp(c);
       return { start, c };
     },
     async lease(id: string) {
       const lease = await NodeLease.acquire(url, { id, host: "10.0.0.1", port: 4000 });
-      closers.push(() => lease.release());
+      nodes.defer(() => lease.release());
       return lease;
     },
-    async [Symbol.asyncDispose]() {
-      for (const close of closers.reverse()) await close();
-    },
+    [Symbol.asyncDispose]: () => nodes[Symbol.asyncDispose](),
   };
 }
 

@@ -6,21 +6,21 @@
  * database racing logins of one user.
  */
 import assert from "node:assert/strict";
-import postgres from "postgres";
-import { readLastSeq } from "../../lib/server/cluster/change_log.ts";
+
 import { OnlineList, renderUserLog } from "../../lib/server/cluster/online_list.ts";
-import { PostgresBus } from "../../lib/server/cluster/postgres_bus.ts";
+
 import type { PresenceProposal } from "../../lib/server/cluster/presence.ts";
 import { decide, type Outcome, type Proposal } from "../../lib/server/cluster/proposals.ts";
-import { Sequencer } from "../../lib/server/cluster/sequencer.ts";
+
 import { MemoryFiles } from "../../lib/server/files.ts";
 import { LoginGuard } from "../../lib/server/lockout.ts";
 import { type Change, memoryStorage } from "../../lib/server/store/journal.ts";
-import { openPostgresStorage } from "../../lib/server/store/postgres.ts";
+
 import { UserLog } from "../../lib/server/user_log.ts";
 import { FakeClock } from "../../lib/shared/clock.ts";
-import { eventually } from "../../testing/eventually.ts";
-import { postgresTests, sharedPostgres } from "../../testing/postgres.ts";
+
+import { postgresTests } from "../../testing/postgres.ts";
+import { type SequencedNode, sequencedNodes } from "../../testing/sequencer_fixture.ts";
 import { type TestStore, testStore } from "../../testing/store_fixture.ts";
 
 /** 2024-01-02 03:04:05 UTC, a whole second. */
@@ -329,56 +329,21 @@ Deno.test("renderUserLog() renders the online list exactly as UserLog writes use
 
 const PG = postgresTests("Presence proposal tests");
 
-type Node = TestStore & { sequencer: Sequencer };
-
-/** Two nodes, `a` and `b`, on a fresh database: each a store, a pool, a bus and a sequencer. */
+/** Two nodes, `a` and `b`, on a fresh database (testing/sequencer_fixture.ts). */
 async function twoNodes() {
-  const url = await (await sharedPostgres()).createDatabase();
-  const closers: Array<() => Promise<void>> = [];
-  const admin = postgres(url, { max: 2, onnotice: () => {} });
-  closers.push(() => admin.end({ timeout: 5 }));
-  const node = async (id: string): Promise<Node> => {
-    const clock = new FakeClock(T0);
-    const storage = await openPostgresStorage(url, { clock, atSeq: true, connectTimeout: 2 });
-    const opened = testStore(storage, { clock });
-    closers.push(() => opened.close());
-    await opened.store.start();
-    const sql = postgres(url, { max: 4, onnotice: () => {} });
-    const bus = PostgresBus.connect(url);
-    closers.push(async () => {
-      await bus.close();
-      await sql.end({ timeout: 5 });
-    });
-    const sequencer = new Sequencer(opened.store, { sql, bus, node: id, after: storage.seq ?? 0 });
-    closers.push(() => sequencer.stop());
-    await sequencer.start();
-    return Object.assign(opened, { sequencer });
-  };
+  const nodes = await sequencedNodes();
   try {
-    const a = await node("a");
-    const b = await node("b");
-    return {
-      a,
-      b,
-      /** Waits until both nodes have applied the whole log. */
-      async caughtUp() {
-        await eventually("both nodes at the end of the log", async () => {
-          const last = await readLastSeq(admin);
-          return a.sequencer.lastSeq === last && b.sequencer.lastSeq === last;
-        });
-      },
-      async [Symbol.asyncDispose]() {
-        for (const close of closers.reverse()) await close();
-      },
-    };
+    const a = await nodes.node("a", { clock: new FakeClock(T0) });
+    const b = await nodes.node("b", { clock: new FakeClock(T0) });
+    return { ...nodes, a, b, caughtUp: () => nodes.caughtUp(a, b) };
   } catch (error) {
-    for (const close of closers.reverse()) await close();
+    await nodes[Symbol.asyncDispose]();
     throw error;
   }
 }
 
 /** Both nodes' online lists and rendered userlog.txt, which must be the same. */
-function sameOnline(db: { a: Node; b: Node }): string[] {
+function sameOnline(db: { a: SequencedNode; b: SequencedNode }): string[] {
   assert.deepEqual(db.a.store.online.entries, db.b.store.online.entries);
   assert.equal(renderUserLog(db.a.store.online), renderUserLog(db.b.store.online));
   return onlineOf(db.a);

@@ -4,18 +4,14 @@
  * state shows. decide() itself, in memory, is proposals_test.ts's.
  */
 import assert from "node:assert/strict";
-import postgres from "postgres";
-import { PostgresBus } from "../../lib/server/cluster/postgres_bus.ts";
-import { readChanges, readLastSeq } from "../../lib/server/cluster/change_log.ts";
-import { type Outcome, type Proposal, proposalOf } from "../../lib/server/cluster/proposals.ts";
-import { Sequencer } from "../../lib/server/cluster/sequencer.ts";
 
-import { openPostgresStorage } from "../../lib/server/store/postgres.ts";
-import { FakeClock } from "../../lib/shared/clock.ts";
+import { readChanges } from "../../lib/server/cluster/change_log.ts";
+import { type Outcome, type Proposal, proposalOf } from "../../lib/server/cluster/proposals.ts";
+
 import { formatTimestamp } from "../../lib/shared/timestamp.ts";
 import { eventually } from "../../testing/eventually.ts";
-import { postgresTest, sharedPostgres } from "../../testing/postgres.ts";
-import { type TestStore, testStore } from "../../testing/store_fixture.ts";
+import { postgresTest } from "../../testing/postgres.ts";
+import { type SequencedNode, sequencedNodes } from "../../testing/sequencer_fixture.ts";
 
 const CONFIG = { keepBoard: true, mailboxLimit: 5, mailboxPerSender: 3 };
 /** 2024-01-02 03:04:05 UTC, a whole second. */
@@ -27,53 +23,30 @@ function refused(reason: string): Outcome {
 
 const pgTest = postgresTest("Sequencer tests");
 
-type Node = TestStore & { sequencer: Sequencer };
+type Node = SequencedNode;
 
-/** A fresh database; nodes on it, each a store, a storage, a pool, a bus and a sequencer. */
+/** A fresh database with nodes `a` and `b` on it (testing/sequencer_fixture.ts). */
 async function cluster() {
-  const url = await (await sharedPostgres()).createDatabase();
-  const closers: Array<() => Promise<void>> = [];
-  const admin = postgres(url, { max: 2, onnotice: () => {} });
-  closers.push(() => admin.end({ timeout: 5 }));
-  const node = async (id: string): Promise<Node> => {
-    const clock = new FakeClock();
-    const storage = await openPostgresStorage(url, { clock, atSeq: true, connectTimeout: 2 });
-    const opened = testStore(storage, { clock, config: CONFIG });
-    closers.push(() => opened.close());
-    await opened.store.start();
-    const sql = postgres(url, { max: 4, onnotice: () => {} });
-    const bus = PostgresBus.connect(url);
-    closers.push(async () => {
-      await bus.close();
-      await sql.end({ timeout: 5 });
-    });
-    const sequencer = new Sequencer(opened.store, { sql, bus, node: id, after: storage.seq ?? 0 });
-    closers.push(() => sequencer.stop());
-    await sequencer.start();
-    return Object.assign(opened, { sequencer });
-  };
-  const a = await node("a");
-  const b = await node("b");
-  return {
-    a,
-    b,
-    admin,
-    /** Waits until both nodes have applied the whole log. */
-    async caughtUp() {
-      await eventually("both nodes at the end of the log", async () => {
-        const last = await readLastSeq(admin);
-        return a.sequencer.lastSeq === last && b.sequencer.lastSeq === last;
-      });
-    },
-    /** The proposals in the log, in order. */
-    async proposals(): Promise<Proposal[]> {
-      const log = await readChanges(admin, 0, 100_000);
-      return log.map(({ change }) => proposalOf(change)).filter((p) => p !== undefined);
-    },
-    async [Symbol.asyncDispose]() {
-      for (const close of closers.reverse()) await close();
-    },
-  };
+  const nodes = await sequencedNodes();
+  try {
+    const a = await nodes.node("a", { config: CONFIG });
+    const b = await nodes.node("b", { config: CONFIG });
+    return {
+      ...nodes,
+      a,
+      b,
+      /** Waits until both nodes have applied the whole log. */
+      caughtUp: () => nodes.caughtUp(a, b),
+      /** The proposals in the log, in order. */
+      async proposals(): Promise<Proposal[]> {
+        const log = await readChanges(nodes.admin, 0, 100_000);
+        return log.map(({ change }) => proposalOf(change)).filter((p) => p !== undefined);
+      },
+    };
+  } catch (error) {
+    await nodes[Symbol.asyncDispose]();
+    throw error;
+  }
 }
 
 /** What a reader sees of a node's board: the messages, and messagelog.txt once it has caught up. */
