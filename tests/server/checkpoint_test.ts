@@ -194,7 +194,7 @@ async function cluster() {
       return { start, c };
     },
     async lease(id: string) {
-      const lease = await NodeLease.acquire(url, { id, host: "10.0.0.1", port: 4000 });
+      const lease = await NodeLease.acquire(url, { id, host: "10.0.0.1", port: 0 });
       nodes.defer(() => lease.release());
       return lease;
     },

@@ -7,11 +7,18 @@
 import assert from "node:assert/strict";
 import { parseTicket } from "../../lib/p2p/mod.ts";
 import { UNSAFE_FILE_NAME } from "../../lib/shared/commands.ts";
+import type { OnlineList } from "../../lib/server/cluster/online_list.ts";
 import { yodaAndHans } from "../../testing/cluster_fixture.ts";
 import { postgresTest } from "../../testing/postgres.ts";
 import { type TestClient } from "../../testing/server_fixture.ts";
 
 const pgTest = postgresTest("cluster broker tests");
+
+/** The address `user` logged in with: where their peers reach them over UDP. */
+function announced(online: OnlineList, user: string): { hostname: string; port: number } {
+  const entry = online.get(user)!;
+  return { hostname: entry.ip, port: entry.udpPort };
+}
 
 pgTest("UPD to a user on the other node hands both peers matching tickets", async () => {
   await using nodes = await yodaAndHans();
@@ -30,8 +37,8 @@ pgTest("UPD to a user on the other node hands both peers matching tickets", asyn
   assert.deepEqual([theirs.role, theirs.self, theirs.peer], ["receiver", "hans", "yoda"]);
   assert.equal(theirs.fileName, "notes.txt");
   const online = nodes.two.server.state.store.online;
-  assert.deepEqual(mine.address, { hostname: online.get("hans")!.ip, port: 8002 });
-  assert.deepEqual(theirs.address, { hostname: online.get("yoda")!.ip, port: 8001 });
+  assert.deepEqual(mine.address, announced(online, "hans"));
+  assert.deepEqual(theirs.address, announced(online, "yoda"));
   assert.equal(nodes.hans.events.filter((e) => e.kind === "ticket").length, 1);
 });
 
@@ -73,8 +80,8 @@ pgTest("startprivate to a user on the other node: yes gives both a chat ticket",
   assert.deepEqual([mine.kind, mine.role, theirs.role], ["chat", "initiator", "responder"]);
   assert.deepEqual([mine.id, mine.key], [theirs.id, theirs.key]);
   const online = nodes.one.server.state.store.online;
-  assert.deepEqual(mine.address, { hostname: online.get("hans")!.ip, port: 8002 });
-  assert.deepEqual(theirs.address, { hostname: online.get("yoda")!.ip, port: 8001 });
+  assert.deepEqual(mine.address, announced(online, "hans"));
+  assert.deepEqual(theirs.address, announced(online, "yoda"));
   assert.deepEqual((await nodes.yoda.cmd("getaddress hans")).lines, [
     "Private messaging with hans is already enabled.",
   ]);

@@ -65,7 +65,7 @@ async function cluster() {
     node,
     /** Registers node `id`. */
     async lease(id: string) {
-      const lease = await NodeLease.acquire(url, { id, host: "10.0.0.1", port: 4000 });
+      const lease = await NodeLease.acquire(url, { id, host: "10.0.0.1", port: 0 });
       closers.push(() => lease.release());
       return lease;
     },

@@ -51,7 +51,7 @@ async function cluster(upkeep: UpkeepOptions = UPKEEP) {
     },
     /** Registers node `id` by hand, as a node that does nothing else (released at the end). */
     async lease(id: string): Promise<NodeLease> {
-      const lease = await NodeLease.acquire(url, { id, host: "10.0.0.9", port: 4000 });
+      const lease = await NodeLease.acquire(url, { id, host: "10.0.0.9", port: 0 });
       closers.push(() => lease.release());
       return lease;
     },
