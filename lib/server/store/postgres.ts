@@ -208,10 +208,10 @@ export async function readContents(tx: Transaction): Promise<StoreContents> {
 
 /**
  * A database on PostgreSQL: what it held at start, and the journal that writes changes to it in
- * group commits, one transaction at a time.
+ * group commits, one transaction at a time (closing it commits what is pending and ends the
+ * connection).
  */
-export class PostgresStorage implements Storage {
-  readonly #journal: GroupCommit;
+export class PostgresStorage extends GroupCommit implements Storage {
   /** With `atSeq`, the change-log seq `contents` reflects (loadAtSeq); otherwise undefined. */
   readonly seq: number | undefined;
 
@@ -222,7 +222,6 @@ export class PostgresStorage implements Storage {
     readonly contents: StoreContents,
     options: PostgresOptions & { seq?: number },
   ) {
-    this.seq = options.seq;
     const node = options.logChangesAs;
     const committer = {
       async commit(statements: Statement[], changes: readonly Change[]) {
@@ -241,23 +240,7 @@ export class PostgresStorage implements Storage {
       },
       close: () => sql.end({ timeout: 5 }),
     };
-    this.#journal = new GroupCommit(committer, {
-      clock: options.clock,
-      logger: options.logger,
-      location,
-    });
-  }
-
-  note(change: Change): void {
-    this.#journal.note(change);
-  }
-
-  record(change: Change): Promise<void> {
-    return this.#journal.record(change);
-  }
-
-  /** Commits what is pending and ends the connection. */
-  close(): Promise<void> {
-    return this.#journal.close();
+    super(committer, { clock: options.clock, logger: options.logger, location });
+    this.seq = options.seq;
   }
 }

@@ -10,7 +10,6 @@ import type { Clock } from "../../shared/clock.ts";
 import type { Logger } from "../../shared/logger.ts";
 import { GroupCommit } from "./group_commit.ts";
 import {
-  type Change,
   type MailRecord,
   type PostRecord,
   type Storage,
@@ -190,11 +189,11 @@ const INDEX = Object.fromEntries(NAMES.map((name, index) => [name, index])) as R
 /**
  * toom.db: what it held at start, and the journal that writes changes to it. Changes are
  * committed in groups (group_commit.ts) by a writer thread: what is recorded while a batch is
- * being committed goes into the next one, and each change's promise settles with its commit.
+ * being committed goes into the next one, and each change's promise settles with its commit;
+ * closing it commits what is pending and closes the file.
  */
-export class SqliteStorage implements Storage {
+export class SqliteStorage extends GroupCommit implements Storage {
   readonly contents: StoreContents;
-  readonly #journal: GroupCommit;
 
   /**
    * Reads `db` (then closed) and hands the file to a writer thread with `pragmas`; `owner` holds
@@ -207,8 +206,9 @@ export class SqliteStorage implements Storage {
     pragmas: string[],
     owner: Deno.FsFile,
   ) {
+    let contents: StoreContents;
     try {
-      this.contents = load(db, options.clock);
+      contents = load(db, options.clock);
     } finally {
       db.close();
     }
@@ -221,20 +221,8 @@ export class SqliteStorage implements Storage {
         owner.close();
       },
     };
-    this.#journal = new GroupCommit(committer, { ...options, location });
-  }
-
-  note(change: Change): void {
-    this.#journal.note(change);
-  }
-
-  record(change: Change): Promise<void> {
-    return this.#journal.record(change);
-  }
-
-  /** Commits what is pending and closes the file. */
-  close(): Promise<void> {
-    return this.#journal.close();
+    super(committer, { ...options, location });
+    this.contents = contents;
   }
 }
 
