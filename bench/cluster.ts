@@ -24,6 +24,7 @@
  * asserted.
  */
 
+import { benchServerConfig } from "./server_config.ts";
 import { parseArgs } from "node:util";
 import { type ClusterNode, openCluster } from "../lib/server/cluster/cluster.ts";
 import { type Reply, ServerLink } from "../lib/client/server_link.ts";
@@ -31,7 +32,7 @@ import type { EventFrame } from "../lib/shared/protocol.ts";
 import { tcpConnection } from "../lib/shared/transport.ts";
 import { systemClock } from "../lib/shared/clock.ts";
 import type { Logger } from "../lib/shared/logger.ts";
-import { ChatServer, DiskFiles, type Listening, serveTcp } from "../lib/server/mod.ts";
+import { ChatServer, type Listening, serveTcp } from "../lib/server/mod.ts";
 import { type PostgresServer, startPostgres } from "../testing/postgres.ts";
 
 const FAILSAFE_MS = 180_000;
@@ -117,22 +118,7 @@ async function startNode(
   const controller = new AbortController();
   let listening: Listening;
   try {
-    const server = new ChatServer({
-      maxFailures: 5,
-      blockDurationMs: 10_000,
-      inactivityMs: 0,
-      allowRegister: false,
-      duplicateLogin: "deny",
-      credentialsPath: `${dir}/credentials.txt`,
-      userLogPath: `${dir}/userlog.txt`,
-      messageLogPath: `${dir}/messagelog.txt`,
-      files: new DiskFiles(),
-      clock: systemClock,
-      logger,
-      commandBurst: 1e9,
-      commandsPerSecond: 1e9,
-      cluster,
-    });
+    const server = new ChatServer(benchServerConfig(dir, logger, { cluster }));
     listening = await serveTcp(server, { hostname: HOST, port: 0, signal: controller.signal });
   } catch (error) {
     await cluster.close();

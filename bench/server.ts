@@ -19,12 +19,13 @@
  * the whole run); only talks to 127.0.0.1; removes its temporary directory. No timing is asserted.
  */
 
+import { benchServerConfig } from "./server_config.ts";
 import { parseArgs } from "node:util";
 import { readLines } from "../lib/shared/lines.ts";
 import process from "node:process";
 import { systemClock } from "../lib/shared/clock.ts";
 import type { Logger } from "../lib/shared/logger.ts";
-import { ChatServer, DiskFiles, serveTcp } from "../lib/server/mod.ts";
+import { ChatServer, serveTcp } from "../lib/server/mod.ts";
 import type { PhaseResult } from "./server_client.ts";
 
 const FAILSAFE_MS = 120_000;
@@ -201,22 +202,13 @@ async function main(): Promise<number> {
     ).join("");
     await Deno.writeTextFile(`${dir}/credentials.txt`, credentials);
     const storage = await openStorage(dir, options);
-    const server = new ChatServer({
-      maxFailures: 5,
-      blockDurationMs: 10_000,
-      inactivityMs: 0,
-      allowRegister: false,
-      duplicateLogin: "deny",
-      credentialsPath: `${dir}/credentials.txt`,
-      userLogPath: `${dir}/userlog.txt`,
-      messageLogPath: `${dir}/messagelog.txt`,
-      files: new DiskFiles(),
-      clock: systemClock,
-      logger,
-      commandBurst: 1e9,
-      commandsPerSecond: 1e9,
-      ...(storage ? { storage: storage as never, keepBoard: options.keepBoard } : {}),
-    });
+    const server = new ChatServer(
+      benchServerConfig(
+        dir,
+        logger,
+        storage ? { storage: storage as never, keepBoard: options.keepBoard } : {},
+      ),
+    );
     listening = await serveTcp(server, {
       hostname: "127.0.0.1",
       port: 0,
