@@ -82,11 +82,35 @@ async function logIn(tapped: TappedClient, user: string, password: string, udpPo
   assert.equal(reply.ok, true, `Login of ${user}: ${reply.lines.join(" ")}`);
 }
 
-Deno.test("a reply held for its commit keeps the replies of later frames behind it", async () => {
+/**
+ * A server on a gated storage (commits settled by the test) with yoda logged in through a tapped
+ * client (UDP port `udpPort`); disposing of it closes both.
+ */
+async function yodaOnGatedStore(udpPort?: number) {
   const storage = gatedStorage();
-  await using test = await startServer({ storage });
-  using yoda = tappedClient(test);
-  await logIn(yoda, "yoda", "jedi");
+  const test = await startServer({ storage });
+  const yoda = tappedClient(test);
+  try {
+    await logIn(yoda, "yoda", "jedi", udpPort);
+  } catch (error) {
+    yoda[Symbol.dispose]();
+    await test.close();
+    throw error;
+  }
+  return {
+    storage,
+    test,
+    yoda,
+    async [Symbol.asyncDispose]() {
+      yoda[Symbol.dispose]();
+      await test.close();
+    },
+  };
+}
+
+Deno.test("a reply held for its commit keeps the replies of later frames behind it", async () => {
+  await using held = await yodaOnGatedStore();
+  const { storage, test, yoda } = held;
   await loggedIn(test, "hans", "falcon");
   const mark = yoda.wire.length;
   // Sent together, without waiting: a held reply, then replies that need no commit, whether the
@@ -112,10 +136,8 @@ Deno.test("a reply held for its commit keeps the replies of later frames behind 
 });
 
 Deno.test("while a reply waits for its commit the session reads on and handles the next frames", async () => {
-  const storage = gatedStorage();
-  await using test = await startServer({ storage });
-  using yoda = tappedClient(test);
-  await logIn(yoda, "yoda", "jedi");
+  await using held = await yodaOnGatedStore();
+  const { storage, test, yoda } = held;
   const vader = await loggedIn(test, "vader", "sithlord");
   const mark = yoda.wire.length;
   const blocked = ahead(yoda.client.cmd("block vader"));
@@ -142,10 +164,8 @@ Deno.test("while a reply waits for its commit the session reads on and handles t
 });
 
 Deno.test("replies leave in frame order even when a later commit lands first", async () => {
-  const storage = gatedStorage();
-  await using test = await startServer({ storage });
-  using yoda = tappedClient(test);
-  await logIn(yoda, "yoda", "jedi");
+  await using held = await yodaOnGatedStore();
+  const { storage, test, yoda } = held;
   const mark = yoda.wire.length;
   const replies = ahead(Promise.all([
     yoda.client.cmd("message vader one"),
@@ -175,10 +195,8 @@ Deno.test("replies leave in frame order even when a later commit lands first", a
 });
 
 Deno.test("a failed commit is the reply, in its turn, and the message never reaches its recipient", async () => {
-  const storage = gatedStorage();
-  await using test = await startServer({ storage });
-  using yoda = tappedClient(test);
-  await logIn(yoda, "yoda", "jedi");
+  await using held = await yodaOnGatedStore();
+  const { storage, test, yoda } = held;
   await loggedIn(test, "hans", "falcon");
   const mark = yoda.wire.length;
   const lost = ahead(yoda.client.cmd("message vader lost words"));
@@ -223,10 +241,8 @@ Deno.test("a failed block is a failure reply and is lifted: the blocked user get
 });
 
 Deno.test("a held block sends its reply first, then the end of the private session it caused", async () => {
-  const storage = gatedStorage();
-  await using test = await startServer({ storage });
-  using yoda = tappedClient(test);
-  await logIn(yoda, "yoda", "jedi", 7001);
+  await using held = await yodaOnGatedStore(7001);
+  const { storage, test, yoda } = held;
   const hans = await loggedIn(test, "hans", "falcon", 7002);
   await yoda.client.cmd("startprivate hans");
   const ask = await hans.waitForEvent((event) => event.kind === "ask");
@@ -250,10 +266,8 @@ Deno.test("a held block sends its reply first, then the end of the private sessi
 });
 
 Deno.test("a message to an online user waits behind a held reply, event and all", async () => {
-  const storage = gatedStorage();
-  await using test = await startServer({ storage });
-  using yoda = tappedClient(test);
-  await logIn(yoda, "yoda", "jedi");
+  await using held = await yodaOnGatedStore();
+  const { storage, test, yoda } = held;
   const hans = await loggedIn(test, "hans", "falcon");
   const mark = yoda.wire.length;
   const replies = ahead(Promise.all([
