@@ -151,12 +151,13 @@ export class Mailbox {
   take(to: string): StoredMessage[] {
     const queue = this.#queues.get(to) ?? [];
     this.#queues.delete(to);
-    // Messages still being written down stay: their senders have not been told anything yet.
-    const ready = this.#unwritten.size === 0
-      ? queue
-      : queue.filter((message) => !this.#unwritten.has(message.id));
-    const left = queue.filter((message) => this.#unwritten.has(message.id));
-    if (left.length > 0) this.#queues.set(to, left);
+    let ready = queue;
+    if (this.#unwritten.size > 0) {
+      // Messages still being written down stay: their senders have not been told anything yet.
+      ready = queue.filter((message) => !this.#unwritten.has(message.id));
+      const left = queue.filter((message) => this.#unwritten.has(message.id));
+      if (left.length > 0) this.#queues.set(to, left);
+    }
     for (const message of ready) this.#out.add(message.id);
     return ready;
   }
