@@ -180,14 +180,18 @@ export class MessageBoard {
    * Applies a `post` change another node made (lib/server/store/replica.ts): a new message takes
    * its place in id order, and this board's own ids continue past it; an id already here is an
    * edit, and takes the recorded text, time and flag. It is not written down again. The state
-   * changes at once; the promise settles once messagelog.txt has been rewritten to match.
+   * changes at once; the promise settles once messagelog.txt matches (a message at the end is
+   * appended to it, as a post here is; anything else rewrites it).
    */
   applyPost({ id, author, text, time, edited }: PostRecord): Promise<void> {
     this.#nextId = Math.max(this.#nextId, id + 1);
     const message = { id, author, text, time, edited };
     const at = this.#messages.findIndex((other) => other.id >= id);
-    if (at < 0) this.#messages.push(message);
-    else if (this.#messages[at]!.id === id) Object.assign(this.#messages[at]!, message);
+    if (at < 0) {
+      this.#messages.push(message);
+      return this.#log.append(logLine(this.#messages.length, message));
+    }
+    if (this.#messages[at]!.id === id) Object.assign(this.#messages[at]!, message);
     else this.#messages.splice(at, 0, message);
     return this.#rewrite();
   }
