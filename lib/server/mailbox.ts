@@ -144,6 +144,27 @@ export class Mailbox {
   }
 
   /**
+   * Applies a cluster's handing of messages `ids` waiting for `to` to a login: they leave `to`'s
+   * queue and are forgotten here (as `applyDelivered` forgets them); returns copies of those
+   * `ready` would have shown, oldest first. Only `to`'s queue is looked at.
+   */
+  applyHanded(to: string, ids: readonly number[]): StoredMessage[] {
+    const handed = new Set(ids);
+    const queue = this.#queues.get(to) ?? [];
+    const ready = queue
+      .filter((message) => handed.has(message.id) && !this.#unwritten.has(message.id))
+      .map((message) => ({ ...message }));
+    const left = queue.filter((message) => !handed.has(message.id));
+    if (left.length > 0) this.#queues.set(to, left);
+    else this.#queues.delete(to);
+    for (const id of ids) {
+      this.#out.delete(id);
+      this.#times.delete(id);
+    }
+    return ready;
+  }
+
+  /**
    * Removes and returns everything waiting for `to`, oldest first, but messages not yet written
    * down (they wait for the next login). They stay written down until `delivered` says the
    * recipient's connection has them; `putBack` returns them if it never did.

@@ -121,10 +121,8 @@ export function applyOnlineChange(store: Store, change: OnlineChange): void {
     case "depart":
       return void online.depart(change.user, change.session);
     case "hand-mail": {
-      const ids = new Set(change.ids);
-      const messages = mailbox.ready(change.user).filter((message) => ids.has(message.id));
       // Out of the queue in memory; the state tables keep them until `mail-delivered`.
-      mailbox.applyDelivered(change.ids);
+      const messages = mailbox.applyHanded(change.user, change.ids);
       return online.hand(change.user, change.node, messages);
     }
     case "settle-mail": {
