@@ -6,6 +6,7 @@
  * issued for a day, so that a `block` can revoke those the blocked user still holds: both clients
  * are told, and the blocker's engine refuses the transfer from then on.
  */
+import { notEnabled, REFUSED } from "./broker_texts.ts";
 import { issueTickets, safeBaseName, type Ticket } from "../p2p/mod.ts";
 import { type Clock, systemClock } from "../shared/clock.ts";
 import { UNSAFE_FILE_NAME } from "../shared/commands.ts";
@@ -61,11 +62,6 @@ function pairKey(from: string, to: string): string {
   return `${from}\n${to}`;
 }
 
-/** The text of a stopprivate to `peer` with no private session between them. */
-export function notEnabled(peer: string): string {
-  return `Error. Private messaging to ${peer} not enabled`;
-}
-
 /** The event a user's peer gets when the user stops their private session `ticketId`. */
 function stopEvent(user: string, ticketId: string): ServerEvent {
   return {
@@ -116,7 +112,7 @@ export class Broker {
       from.user,
       to,
       "send a file to",
-      `Your file could not be sent as ${to} has blocked you`,
+      REFUSED.fileBlocked(to),
     );
     const fileName = safeBaseName(file);
     const [mine, theirs] = issueTickets({
@@ -139,7 +135,7 @@ export class Broker {
       from,
       to,
       "start private messaging with",
-      `Private messaging could not be started as ${to} has blocked you`,
+      REFUSED.privateBlocked(to),
     );
     this.checkFree(from, to);
     this.asked(from, to, now, notify);
@@ -179,45 +175,29 @@ export class Broker {
       return refusal("not-allowed", "That request is no longer waiting.");
     }
     this.#dropAsk(ask);
-    if (this.#answerAcross && !this.roster.get(ask.from)) return this.#answerAcross(ask, yes);
     const requester = this.roster.get(ask.from);
+    if (this.#answerAcross && !requester) return this.#answerAcross(ask, yes);
     if (!requester || !this.relations.canReach(ask.from, ask.to)) {
-      return refusal("failed", `${ask.from} is no longer available.`);
+      return refusal("failed", REFUSED.gone(ask.from));
     }
-    if (!yes) {
-      notify(ask.from, {
-        kind: "notice",
-        lines: [`${ask.to} declined private messaging`],
-        data: { peer: ask.to },
-      });
-      return { ok: true, lines: [] };
-    }
-    const [forRequester, forTarget] = issueTickets({
-      kind: "chat",
-      from: ask.from,
-      to: ask.to,
-      fromAddress: udpAddress(requester),
-      toAddress: udpAddress(session),
-    });
-    this.#open(ask.from, ask.to, forRequester.id);
-    this.logger.info(`${ask.from} and ${ask.to} started private messaging.`);
-    notify(ask.to, {
-      kind: "ticket",
-      lines: [`Start private messaging with ${ask.from}`],
-      data: { ticket: forTarget },
-    });
-    notify(ask.from, {
-      kind: "ticket",
-      lines: [`Start private messaging with ${ask.to}`],
-      data: { ticket: forRequester },
-    });
+    const tickets = yes
+      ? issueTickets({
+        kind: "chat",
+        from: ask.from,
+        to: ask.to,
+        fromAddress: udpAddress(requester),
+        toAddress: udpAddress(session),
+      })
+      : null;
+    if (tickets) this.logger.info(`${ask.from} and ${ask.to} started private messaging.`);
+    this.answered(ask.from, ask.to, tickets, notify);
     return { ok: true, lines: [] };
   }
 
   /**
-   * A cluster decided `to`'s answer to `from`'s request (cluster/brokering.ts): the request is
-   * dropped, and `from` is told of a no, or both get their chat ticket (`[for from, for to]`) of a
-   * yes, each from the node holding them.
+   * `to` answered `from`'s request (here, or as a cluster decided it: cluster/brokering.ts): the
+   * request is dropped, and `from` is told of a no, or both get their chat ticket (`[for from,
+   * for to]`) of a yes, each from the node holding them.
    */
   answered(from: string, to: string, tickets: [Ticket, Ticket] | null, notify: Notify): void {
     const id = this.#askBetween.get(pairKey(from, to));
@@ -374,7 +354,7 @@ export class Broker {
     // The block is checked before presence, so a blocked user never learns the blocker is online.
     if (!this.relations.canReach(user, target)) throw new CommandError(blockedMessage);
     const session = this.roster.get(target);
-    if (!session) throw new CommandError(`${target} is offline`);
+    if (!session) throw new CommandError(REFUSED.offline(target));
     return session;
   }
 

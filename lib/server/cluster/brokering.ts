@@ -23,6 +23,7 @@
  *
  * @module
  */
+import { REFUSED } from "../broker_texts.ts";
 import {
   newTicketSecret,
   pairedTickets,
@@ -60,11 +61,6 @@ export interface BrokerAccepted {
   "private-stop": Record<never, never>;
 }
 
-/** The text a file sent to a user who blocked the sender is refused with (as the Broker's). */
-export function fileBlockedMessage(to: string): string {
-  return `Your file could not be sent as ${to} has blocked you`;
-}
-
 /** The UDP address of an online session, as the cluster's online list holds it. */
 function addressOf(entry: OnlineEntry): PeerAddress {
   return { hostname: entry.ip, port: entry.udpPort };
@@ -78,7 +74,7 @@ function addressOf(entry: OnlineEntry): PeerAddress {
 function peers(store: Store, from: string, to: string, blocked: string) {
   if (!store.relations.canReach(from, to)) throw new CommandError(blocked);
   const target = store.online.get(to);
-  if (!target) throw new CommandError(`${to} is offline`);
+  if (!target) throw new CommandError(REFUSED.offline(to));
   const sender = store.online.get(from);
   if (!sender) throw new CommandError(`${from} is no longer online`);
   return { sender, target };
@@ -92,7 +88,7 @@ export function ticketEvent(ticket: Ticket, lines: string[] = []): ServerEvent {
 /** One rule per kind of {@linkcode BrokerProposal}. */
 export const BROKER_RULES: RuleTable<BrokerProposal, BrokerAccepted, never> = {
   "file-ticket"(store, { from, to, fileName, id, key }) {
-    const { sender, target } = peers(store, from, to, fileBlockedMessage(to));
+    const { sender, target } = peers(store, from, to, REFUSED.fileBlocked(to));
     const tickets = pairedTickets({
       kind: "file",
       from,
@@ -104,12 +100,12 @@ export const BROKER_RULES: RuleTable<BrokerProposal, BrokerAccepted, never> = {
     return { accepted: { node: target.node, tickets }, changes: [] };
   },
   "private-ask"(store, { from, to }) {
-    peers(store, from, to, `Private messaging could not be started as ${to} has blocked you`);
+    peers(store, from, to, REFUSED.privateBlocked(to));
     return { accepted: {}, changes: [] };
   },
   "private-answer"(store, { from, to, yes, id, key }) {
     // As the Broker's answer: the requester left, or the two blocked each other since.
-    const gone = `${from} is no longer available.`;
+    const gone = REFUSED.gone(from);
     const sender = store.online.get(from);
     const target = store.online.get(to);
     if (!sender || !target || !store.relations.canReach(from, to)) throw new CommandError(gone);

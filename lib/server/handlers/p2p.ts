@@ -9,7 +9,7 @@ import { newTicketSecret, safeBaseName } from "../../p2p/mod.ts";
 import { type Args, UNSAFE_FILE_NAME } from "../../shared/commands.ts";
 import { hasUnsafeCharacters } from "../../shared/display.ts";
 import { CommandError } from "../../shared/errors.ts";
-import { notEnabled } from "../broker.ts";
+import { notEnabled } from "../broker_texts.ts";
 import { accepted } from "../cluster/cluster.ts";
 import type { Answer } from "../replies.ts";
 import type { CommandContext } from "./context.ts";
