@@ -114,8 +114,8 @@ export class AccountStore {
   recover(pending: Array<{ user: string; secret: string }>): Promise<number> {
     if (pending.length === 0) return Promise.resolve(0);
     return this.#exclusive(async () => {
-      let text = (await this.files.read(this.path)) ?? "";
-      for (const { user, secret } of pending) text = setSecret(text, user, secret);
+      const secrets = new Map(pending.map(({ user, secret }) => [user, secret]));
+      const text = withSecrets((await this.files.read(this.path)) ?? "", secrets);
       await this.files.replace(this.path, text, { newFileMode: CREDENTIALS_MODE, durable: true });
       for (const { user } of pending) this.#journal.note({ t: "account-done", user });
       return pending.length;
