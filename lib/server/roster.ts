@@ -265,15 +265,10 @@ export class Roster {
    * replaced; the cluster has logged it out already (and told everyone).
    */
   replacedInCluster(user: string, ref: string, notify: Notify): void {
-    const { cluster, logger, onLeave } = this.#options;
+    const { cluster } = this.#options;
     const session = this.#online.get(user);
     if (!cluster || !session || sessionRef(cluster, session) !== ref) return;
-    session.send(REPLACED);
-    session.stage = "closed";
-    this.#online.delete(user);
-    logger.info(`${user} logged out (${HOW.replaced})`);
-    onLeave(user, notify);
-    session.end();
+    this.#closeLoggedOut(user, session, REPLACED, HOW.replaced, notify);
   }
 
   /**
@@ -282,16 +277,31 @@ export class Roster {
    * everyone).
    */
   lostInCluster(notify: Notify): void {
-    const { logger, onLeave } = this.#options;
+    // All leave at once: none of them is still here while the others' leaving is acted on.
     const sessions = [...this.#online];
     this.#online.clear();
     for (const [user, session] of sessions) {
-      session.send(LOST_PLACE);
-      session.stage = "closed";
-      logger.info(`${user} logged out (this node was reported lost)`);
-      onLeave(user, notify);
-      session.end();
+      this.#closeLoggedOut(user, session, LOST_PLACE, "this node was reported lost", notify);
     }
+  }
+
+  /**
+   * Ends `user`'s `session`, whom the cluster has logged out already (and told everyone): it is
+   * sent `frame` and closed, and leaves this node's roster (`how` for the log).
+   */
+  #closeLoggedOut(
+    user: string,
+    session: Session,
+    frame: ServerFrame,
+    how: string,
+    notify: Notify,
+  ): void {
+    session.send(frame);
+    session.stage = "closed";
+    this.#online.delete(user);
+    this.#options.logger.info(`${user} logged out (${how})`);
+    this.#options.onLeave(user, notify);
+    session.end();
   }
 
   /** Settles offline messages handed to a login: delivered for good, or put back in line. */
