@@ -1,5 +1,5 @@
 /**
- * The peer-to-peer broker across nodes (docs/CLUSTER.md, step 3): a `UPD` to a user whose session
+ * The peer-to-peer broker across nodes (docs/CLUSTER.md): a `UPD` to a user whose session
  * this node does not hold travels through the log as a `file-ticket` proposal. Its proposer picks
  * the ticket's id and key (randomness has no place in decide()); deciding it applies the broker's
  * rules in `seq` order (the block first, so a blocked user never learns the blocker is online,

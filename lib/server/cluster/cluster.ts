@@ -1,8 +1,8 @@
 /**
- * The server core's one seam to cluster mode (docs/CLUSTER.md, step 2): a {@linkcode Cluster} in
- * the ServerConfig makes the commands wired to it (the board, offline messages, blocks) propose
- * their intent through the change log and reply with what it came to, decided in `seq` order on
- * every node. {@linkcode openCluster} makes one on a PostgreSQL database: it loads where the node
+ * The server core's one seam to cluster mode (docs/CLUSTER.md): a {@linkcode Cluster} in the
+ * ServerConfig makes every command that changes shared state (the board, messages, blocks, logins,
+ * accounts, private messaging) propose its intent through the change log and reply with what it
+ * came to, decided in `seq` order on every node. {@linkcode openCluster} makes one on a PostgreSQL database: it loads where the node
  * starts (loadForReplica), registers the node (NodeLease) and, once the server has built its Store
  * from those contents, follows the log into it (Sequencer), reporting its progress, writing
  * checkpoints and pruning as it goes (Upkeep).

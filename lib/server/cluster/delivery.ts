@@ -1,5 +1,5 @@
 /**
- * Delivery across nodes (docs/CLUSTER.md, step 3): a direct message to a user whose session this
+ * Delivery across nodes (docs/CLUSTER.md): a direct message to a user whose session this
  * node does not hold, and a broadcast, travel through the log as proposals. Deciding one applies
  * the block rule in `seq` order and names who gets it; every node delivers it to the recipients
  * whose sessions it holds (local_effects.ts), so each arrives once. A broadcast changes no state;

@@ -1,5 +1,5 @@
 /**
- * What a node does for its own sessions as it decides each proposal (docs/CLUSTER.md, step 3):
+ * What a node does for its own sessions as it decides each proposal (docs/CLUSTER.md):
  * every node decides every proposal in `seq` order, and each acts on the outcome for the users
  * whose sessions it holds, so a notice or a message reaches its recipient once, from the node that
  * holds it, whichever node proposed it. A login, a logout or a lost node also rewrites this node's

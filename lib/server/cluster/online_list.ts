@@ -1,5 +1,5 @@
 /**
- * Who is online across the cluster (docs/CLUSTER.md, step 3): every node's sessions, in login
+ * Who is online across the cluster (docs/CLUSTER.md): every node's sessions, in login
  * order, as the log's login, logout and node-lost proposals decided them (presence.ts). Every node
  * holds the same list, so each renders the same userlog.txt ({@linkcode renderUserLog}) and answers
  * `whoelse` and `ATU` for every node's users. It also holds the offline messages a login was handed

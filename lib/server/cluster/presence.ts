@@ -1,5 +1,5 @@
 /**
- * Logins, logouts and lockouts as proposals (docs/CLUSTER.md, step 3): the rules decide() applies
+ * Logins, logouts and lockouts as proposals (docs/CLUSTER.md): the rules decide() applies
  * to them (proposals.ts), and the changes to the cluster's online list (online_list.ts) they come
  * to. As everywhere in decide(), a rule reads the Store as the log left it and the proposal, never
  * a clock: every time in them is the proposal's own `at`.

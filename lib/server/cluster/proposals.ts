@@ -1,5 +1,5 @@
 /**
- * Proposing and deciding (docs/CLUSTER.md, step 2): a command's intent as data, a
+ * Proposing and deciding (docs/CLUSTER.md): a command's intent as data, a
  * {@linkcode Proposal}, carries nothing that depends on the state it will meet: no board ids, no
  * offline-message ids, no checks made yet. It is appended to the change log; every node applies
  * every entry in `seq` order, and applies a proposal with {@linkcode decide}, which checks it

@@ -1,5 +1,5 @@
 /**
- * The Sequencer (docs/CLUSTER.md, step 2): one node's way of proposing and of following the
+ * The Sequencer (docs/CLUSTER.md): one node's way of proposing and of following the
  * change log. {@linkcode Sequencer.propose} appends a proposal (proposals.ts) to the log and
  * resolves with the outcome this node's own tail decided when it reached that entry; the tail
  * applies every entry in `seq` order — proposals with `decide`, this node's included (a node never

@@ -218,7 +218,7 @@ export class PostgresStorage extends GroupCommit implements Storage {
   /** Takes over `sql` (closed with the storage); `contents` is what the database held. */
   constructor(
     sql: Sql,
-    readonly location: string,
+    location: string,
     readonly contents: StoreContents,
     options: PostgresOptions & { seq?: number },
   ) {

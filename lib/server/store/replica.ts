@@ -37,7 +37,8 @@ const APPLY: { [K in Change["t"]]: Apply<K> } = {
   // killed still gives its users a last-seen time at the next start; in memory, LastSeen changes
   // only with the `seen` that follows every `offline`. Who is online now (the active users and
   // userlog.txt) belongs to the sessions a node holds, and carries their address and UDP port,
-  // which these changes lack: it is replicated by the login and logout changes of step 3.
+  // which these changes lack: a cluster replicates it with its login and logout proposals
+  // (cluster/presence.ts).
   online: NOTHING,
   offline: NOTHING,
   // An `account` change is one node's write-ahead for its own credentials.txt, which

@@ -201,7 +201,7 @@ export class SqliteStorage extends GroupCommit implements Storage {
    */
   constructor(
     db: DatabaseSync,
-    readonly location: string,
+    location: string,
     options: SqliteOptions,
     pragmas: string[],
     owner: Deno.FsFile,

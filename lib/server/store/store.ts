@@ -2,8 +2,9 @@
  * The Store: every piece of server state that outlives a connection, behind one seam. Handlers and
  * the login module reach accounts, lockouts, the board, the active users, offline messages,
  * blocks and last-seen times only through it. Each section keeps its rules and its data in memory
- * and writes its changes down through the storage's journal: nowhere (memoryStorage, for tests) or
- * toom.db (openSqliteStorage, the server's default).
+ * and writes its changes down through the storage's journal: nowhere (memoryStorage, for tests and
+ * for a cluster node, whose changes travel in the cluster's log), toom.db (openSqliteStorage, the
+ * server's default) or PostgreSQL (openPostgresStorage).
  */
 import type { Clock } from "../../shared/clock.ts";
 import type { Logger } from "../../shared/logger.ts";
