@@ -274,6 +274,16 @@ export class Broker {
   }
 
   /**
+   * `blocker` blocked `blocked` (here, or on another node of a cluster): a private session between
+   * them ends, without a reason (a blocked user is not told who blocked them), and the file tickets
+   * `blocked` holds for sending to `blocker` are revoked (revokeFiles).
+   */
+  blocked(blocker: string, blocked: string, notify: Notify): void {
+    this.endBetween(blocker, blocked, "", notify);
+    this.revokeFiles(blocker, blocked, notify);
+  }
+
+  /**
    * `blocker` blocked `blocked`: the file tickets `blocked` got for sending to `blocker` are
    * revoked. Each side gets a `transfer-revoked` event per ticket: the blocker's client stops the
    * transfer (its engine refuses the ticket from then on and deletes a partial file), and the

@@ -58,6 +58,11 @@ export const LOST_PLACE: ServerFrame = {
   text: "Connection closed: this server lost its place in the cluster; log in again",
 };
 
+/** The notice that `user` logged in or out, as every other user who may see it is told. */
+export function presenceEvent(user: string, what: Presence): ServerEvent {
+  return { kind: "presence", lines: [`${user} ${what}`], data: { user, what } };
+}
+
 /** A session's id across the cluster: its node's id and its own. */
 function sessionRef(cluster: Cluster, session: Session): string {
   return `${cluster.node}/${session.id}`;
@@ -363,11 +368,7 @@ export class Roster {
   /** Tells every other online user `<user> <what>`, except those `user` has blocked. */
   #presence(user: string, what: Presence, notify: Notify): void {
     // One event for every recipient, so that it can be encoded once.
-    const event: ServerEvent = {
-      kind: "presence",
-      lines: [`${user} ${what}`],
-      data: { user, what },
-    };
+    const event = presenceEvent(user, what);
     const { relations } = this.#options.store;
     for (const other of this.#online.keys()) {
       if (other !== user && relations.canReach(other, user)) notify(other, event);

@@ -15,9 +15,9 @@
  *
  * @module
  */
-import type { ServerEvent } from "../../shared/protocol.ts";
 import type { Broker } from "../broker.ts";
 import type { Notify } from "../replies.ts";
+import { presenceEvent } from "../roster.ts";
 import type { Store } from "../store/store.ts";
 import { ticketEvent } from "./brokering.ts";
 import { broadcastEvent, messageEvent } from "./delivery.ts";
@@ -38,7 +38,7 @@ export interface LocalSessions {
   /** This node's broker, which records private-messaging requests, sessions and file tickets. */
   broker: Pick<
     Broker,
-    "asked" | "answered" | "stopped" | "userLeft" | "endBetween" | "revokeFiles" | "issuedFile"
+    "asked" | "answered" | "stopped" | "userLeft" | "blocked" | "issuedFile"
   >;
 }
 
@@ -80,10 +80,8 @@ export function actOnDecided(
     }
     case "block":
       if (!elsewhere) return;
-      // As the block command does (handlers/messaging.ts): the session between them ends, and
-      // the file tickets the blocked user holds for sending to the blocker are revoked.
-      broker.endBetween(proposal.by, proposal.other, "", deliver);
-      broker.revokeFiles(proposal.by, proposal.other, deliver);
+      // As the block command does (handlers/messaging.ts).
+      broker.blocked(proposal.by, proposal.other, deliver);
       return;
     case "message": {
       const { node } = outcome as Extract<Outcome<"message">, { ok: true }>;
@@ -119,11 +117,7 @@ export function actOnDecided(
 function tellAndMirror(local: LocalSessions, notices: Notice[]): Promise<void> {
   const written = local.store.userLog.replace(activeUsersOf(local.store.online));
   for (const { user, what, to } of notices) {
-    const event: ServerEvent = {
-      kind: "presence",
-      lines: [`${user} ${what}`],
-      data: { user, what },
-    };
+    const event = presenceEvent(user, what);
     for (const other of to) local.deliver(other, event);
   }
   return written;

@@ -90,11 +90,8 @@ export async function blockUser(context: CommandContext, args: Args): Promise<st
   const { state, user } = context;
   await state.roster.requireOther(user, args.user, "block");
   const inForce = () => {
-    // A blocked user may not message the blocker privately either, so a session between them
-    // ends. The reason is not given: a blocked user is not told who blocked them.
-    state.broker.endBetween(user, args.user, "", context.notify);
-    // Files they were sending me stop: the tickets they hold are revoked (both are told).
-    state.broker.revokeFiles(user, args.user, context.notify);
+    // A blocked user may not message the blocker privately either, nor go on sending files.
+    state.broker.blocked(user, args.user, context.notify);
     state.logger.info(`${user} blocked ${args.user}.`);
   };
   if (state.cluster) {
